@@ -1,0 +1,79 @@
+"""The ``nbdid`` command.
+
+Sub-commands are registered by small modules (``register(subparsers)``) listed in
+:data:`COMMAND_MODULES`; each keeps heavy imports (PyMC, matplotlib) inside its
+handlers so that ``nbdid --help`` and input errors are instant.
+
+Errors caused by input (:class:`~nbdid.errors.NbdidError`) are printed as one line on
+stderr with a non-zero exit status and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import NoReturn
+
+from nbdid import __version__
+from nbdid.errors import NbdidError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "nbdid.pipeline",  # run, config
+    "nbdid.data_prep.commands",  # data, ingest
+    "nbdid.analysis.commands",  # replicate
+)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are a single line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every registered sub-command."""
+    parser = _OneLineParser(
+        prog="nbdid",
+        description=(
+            "Bayesian re-analysis of matched-area evaluations of neighbourhood initiatives "
+            "(Everybody Needs Good Neighbourhoods 2)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"nbdid {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nbdid`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            # library chatter (arviz refactor notice, numba) is not the user's business
+            if not os.environ.get("NBDID_SHOW_WARNINGS"):
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+            return int(args.func(args) or 0)
+    except NbdidError as err:
+        print(f"nbdid {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"nbdid {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `nbdid replicate | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
