@@ -1,0 +1,781 @@
+"""The tidy ward panel: its schema, declared once, and the functions that enforce it.
+
+A ward panel is one row per indicator x ward x period (long format).  Every loader,
+the synthetic generator and ``nbdid data validate`` go through
+:func:`validate_panel`, so that the models only ever see a panel that satisfies the
+contract below; anything wrong is reported as one :class:`~nbdid.errors.InputError`
+naming the file, the line as a user sees it in an editor (header = line 1, first data
+row = line 2) and the column.
+
+Examples
+--------
+>>> from nbdid.data_prep.schema import PANEL_COLUMNS
+>>> [c.name for c in PANEL_COLUMNS][:4]
+['indicator', 'ward', 'ward_name', 'la']
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from nbdid.errors import InputError
+from nbdid.registry import GROUPS, INDICATORS, Family
+
+# ----------------------------------------------------------------------------------------
+# The result type of every `nbdid ingest SOURCE` module
+# ----------------------------------------------------------------------------------------
+
+IngestKind = Literal["panel", "denominators", "covariates"]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What an ingest source module (``nbdid.data_prep.<source>.run_ingest``) returns.
+
+    Attributes
+    ----------
+    table
+        The tidy table built from the raw files.
+    kind
+        ``"panel"`` (rows of the ward panel schema, validated by
+        :func:`validate_panel` before writing), ``"denominators"`` (ward x period
+        populations, households, ...) or ``"covariates"`` (ward-level covariates).
+    report
+        Provenance, JSON-serialisable: files and rows read, rows dropped and why,
+        per-ward coverage by period, ...  Written next to the table as
+        ``<stem>.provenance.json`` and ``<stem>.provenance.txt``.
+    require_exposure
+        Whether a ``"panel"`` table must already carry exposures (``False`` for
+        counts whose denominators are joined later, e.g. police counts).
+    """
+
+    table: pd.DataFrame
+    kind: IngestKind
+    report: dict[str, Any] = field(default_factory=dict)
+    require_exposure: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("panel", "denominators", "covariates"):
+            raise ValueError(f"IngestResult.kind must be panel/denominators/covariates, not {self.kind!r}")
+        if not isinstance(self.table, pd.DataFrame):
+            raise TypeError("IngestResult.table must be a pandas DataFrame")
+
+
+# ----------------------------------------------------------------------------------------
+# The schema
+# ----------------------------------------------------------------------------------------
+
+ALL_FAMILIES: tuple[Family, ...] = ("binomial", "poisson", "price")
+COUNT_FAMILIES: tuple[Family, ...] = ("binomial", "poisson")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of the ward panel.
+
+    Attributes
+    ----------
+    name
+        Column name in files and DataFrames.
+    dtype
+        pandas dtype of the normalised column.
+    required_for
+        Families whose rows must have a value here (the column must exist in a file
+        if any row belongs to one of them).
+    optional
+        The column may be absent from a file altogether (it is then added, empty).
+    description
+        What the column holds (used in docs and ``nbdid data validate --schema``).
+    """
+
+    name: str
+    dtype: str
+    required_for: tuple[Family, ...]
+    optional: bool
+    description: str
+
+
+PANEL_COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec("indicator", "string", ALL_FAMILIES, False,
+               "registry key (or a user key given a family with `nbdid fit --family`)"),
+    ColumnSpec("ward", "string", ALL_FAMILIES, False,
+               "ward identifier (ONS ward code or synthetic id)"),
+    ColumnSpec("ward_name", "string", (), True, "ward name"),
+    ColumnSpec("la", "string", (), True, "local authority name"),
+    ColumnSpec("group", "string", ALL_FAMILIES, False, "'nbi' or 'benchmark'"),
+    ColumnSpec("pair", "Int64", (), True,
+               "matched pair number (empty when the design has no pairs); one ward of each group per pair"),
+    ColumnSpec("period", "int64", ALL_FAMILIES, False, "0-based ordinal of the period (0 = earliest)"),
+    ColumnSpec("period_label", "string", (), True, "label of the period, e.g. '2011' or '2018-2024'"),
+    ColumnSpec("post", "int64", (), True,
+               "0 before the initiative, 1 after (default: period 0 -> 0, later periods -> 1)"),
+    ColumnSpec("count", "Int64", COUNT_FAMILIES, True,
+               "binomial/poisson: events or people with the outcome (whole number >= 0)"),
+    ColumnSpec("exposure", "float64", COUNT_FAMILIES, True,
+               "binomial: trials (whole number >= count); poisson: population/households (> 0)"),
+    ColumnSpec("n", "Int64", ("price",), True, "price: number of transactions (>= 1)"),
+    ColumnSpec("mean_price", "float64", ("price",), True, "price: mean price in pounds (> 0)"),
+    ColumnSpec("mean_log_price", "float64", ("price",), True, "price: mean of log prices"),
+    ColumnSpec("sd_log_price", "float64", (), True, "price: SD of log prices (empty when n == 1)"),
+    ColumnSpec("synthetic", "boolean", (), True, "True for rows of the synthetic default panel"),
+)
+"""The ward panel schema: the contract between the data layer and the models."""
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in PANEL_COLUMNS)
+SPECS: dict[str, ColumnSpec] = {c.name: c for c in PANEL_COLUMNS}
+KEY_COLUMNS: tuple[str, ...] = ("indicator", "ward", "period")
+SORT_COLUMNS: tuple[str, ...] = ("indicator", "period", "group", "pair", "ward")
+
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n", ""}
+
+
+def schema_table() -> pd.DataFrame:
+    """The schema as a table (name, dtype, required for, optional, description)."""
+    return pd.DataFrame(
+        {
+            "column": [c.name for c in PANEL_COLUMNS],
+            "dtype": [c.dtype for c in PANEL_COLUMNS],
+            "required_for": [", ".join(c.required_for) or "-" for c in PANEL_COLUMNS],
+            "may_be_absent": [c.optional for c in PANEL_COLUMNS],
+            "description": [c.description for c in PANEL_COLUMNS],
+        }
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Validation
+# ----------------------------------------------------------------------------------------
+
+
+class _Ctx:
+    """Error context: file name and the mapping from frame position to file line."""
+
+    def __init__(self, file: str | os.PathLike[str] | None, lines: np.ndarray) -> None:
+        self.file = None if file is None else str(file)
+        self.lines = lines
+
+    def fail(self, message: str, *, pos: int | None = None, column: str | None = None) -> InputError:
+        row = None if pos is None else int(self.lines[pos])
+        return InputError(message, file=self.file, row=row, column=column)
+
+
+def _first(mask: np.ndarray | pd.Series) -> int | None:
+    arr = np.asarray(mask, dtype=bool)
+    idx = np.flatnonzero(arr)
+    return int(idx[0]) if idx.size else None
+
+
+def _show(v: Any) -> str:
+    s = str(v)
+    return repr(s[:40] + ("..." if len(s) > 40 else ""))
+
+
+def _as_text(df: pd.DataFrame, col: str) -> pd.Series:
+    """A column as stripped strings with missing values as <NA>."""
+    s = df[col]
+    out = s.astype("string").str.strip()
+    return out.mask(out == "", pd.NA)
+
+
+def _numeric(df: pd.DataFrame, col: str, ctx: _Ctx, *, what: str) -> pd.Series:
+    """Parse a column as float; report the first value that is not a number."""
+    raw = df[col]
+    if pd.api.types.is_bool_dtype(raw):
+        raise ctx.fail(f"{what} must be a number, not true/false", pos=0, column=col)
+    if pd.api.types.is_numeric_dtype(raw):
+        vals = raw.astype("float64")
+    else:
+        text = _as_text(df, col)
+        vals = pd.to_numeric(text, errors="coerce").astype("float64")
+        bad = text.notna().to_numpy() & vals.isna().to_numpy()
+        pos = _first(bad)
+        if pos is not None:
+            raise ctx.fail(f"{what} must be a number, not {_show(text.iloc[pos])}", pos=pos, column=col)
+    pos = _first(np.isinf(vals.to_numpy(dtype=float, na_value=np.nan)))
+    if pos is not None:
+        raise ctx.fail(f"{what} must be finite, not {vals.iloc[pos]}", pos=pos, column=col)
+    return vals
+
+
+def _whole(vals: pd.Series, ctx: _Ctx, col: str, *, what: str, minimum: int | None) -> pd.Series:
+    arr = vals.to_numpy(dtype=float, na_value=np.nan)
+    present = ~np.isnan(arr)
+    pos = _first(present & (arr != np.round(arr)))
+    if pos is not None:
+        raise ctx.fail(f"{what} must be a whole number, not {arr[pos]:g}", pos=pos, column=col)
+    if minimum is not None:
+        pos = _first(present & (arr < minimum))
+        if pos is not None:
+            bound = "non-negative" if minimum == 0 else f"at least {minimum}"
+            raise ctx.fail(f"{what} must be {bound}, not {arr[pos]:g}", pos=pos, column=col)
+    pos = _first(present & (np.abs(arr) > 2**53))
+    if pos is not None:
+        raise ctx.fail(f"{what} is too large ({arr[pos]:g})", pos=pos, column=col)
+    out = pd.array(np.where(present, arr, 0).astype("int64"), dtype="Int64")
+    out[~present] = pd.NA
+    return pd.Series(out, index=vals.index)
+
+
+def _families_for(
+    indicators: pd.Series, families: Mapping[str, str] | None, ctx: _Ctx
+) -> pd.Series:
+    fam_map: dict[str, str] = {k: v.family for k, v in INDICATORS.items()}
+    for key, fam in (families or {}).items():
+        if fam not in ALL_FAMILIES:
+            raise InputError(
+                f"family of indicator '{key}' must be one of {', '.join(ALL_FAMILIES)}, not {fam!r}",
+                file=ctx.file,
+            )
+        fam_map[str(key)] = fam
+    fam = indicators.map(fam_map)
+    pos = _first(fam.isna().to_numpy())
+    if pos is not None:
+        key = str(indicators.iloc[pos])
+        close = difflib.get_close_matches(key, list(fam_map), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ctx.fail(
+            f"unknown indicator '{key}'{hint}; use a registry key or give its family "
+            "(nbdid fit --family KEY=binomial|poisson|price)",
+            pos=pos,
+            column="indicator",
+        )
+    return fam.astype("string")
+
+
+def _check_columns(df: pd.DataFrame, ctx: _Ctx, present_families: set[str] | None) -> None:
+    cols = [str(c) for c in df.columns]
+    dup = [c for c in cols if cols.count(c) > 1]
+    if dup:
+        raise InputError(f"column '{dup[0]}' appears more than once in the header", file=ctx.file, row=1)
+    unknown = [c for c in cols if c not in SPECS]
+    missing = []
+    for spec in PANEL_COLUMNS:
+        if spec.name in cols:
+            continue
+        needed = not spec.optional
+        if present_families is not None and spec.required_for:
+            needed = needed or bool(present_families & set(spec.required_for))
+        if needed:
+            missing.append(spec.name)
+    if missing:
+        name = missing[0]
+        close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
+        if close:
+            msg = f"required column '{name}' is missing; found '{close[0]}' (misspelled?)"
+        else:
+            msg = f"required column '{name}' is missing (header has: {', '.join(cols) or 'nothing'})"
+        raise InputError(msg, file=ctx.file, row=1, column=name)
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, COLUMN_NAMES, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise InputError(
+            f"unknown column '{name}'{hint}; panel columns are: {', '.join(COLUMN_NAMES)}",
+            file=ctx.file,
+            row=1,
+            column=name,
+        )
+
+
+def validate_panel(
+    df: pd.DataFrame,
+    *,
+    file: str | os.PathLike[str] | None = None,
+    require_exposure: bool = True,
+    families: Mapping[str, str] | None = None,
+    lines: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Check a ward panel against the schema and return a normalised copy.
+
+    Parameters
+    ----------
+    df
+        The panel, one row per indicator x ward x period (see :data:`PANEL_COLUMNS`).
+    file
+        File name used in error messages.
+    require_exposure
+        Whether count rows must have an exposure (``False`` for count tables whose
+        denominators are joined later).
+    families
+        Families of indicator keys that are not in the registry, e.g.
+        ``{"fly_tipping": "poisson"}``; known keys may be overridden.
+    lines
+        File line of each row of ``df`` (default: row position + 2, i.e. a CSV with
+        a one-line header).
+
+    Returns
+    -------
+    pandas.DataFrame
+        All schema columns in schema order with proper dtypes (absent optional columns
+        added empty, ``post`` defaulting to ``period > 0``, ``synthetic`` to False),
+        sorted by indicator, period, group, pair and ward.
+
+    Raises
+    ------
+    InputError
+        Naming the file, line and column of the first problem found.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise InputError("a panel must be a table (pandas DataFrame)", file=file)
+    df = df.reset_index(drop=True)
+    if lines is None:
+        lines = np.arange(len(df)) + 2
+    ctx = _Ctx(file, np.asarray(lines))
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(df) == 0:
+        _check_columns(df, ctx, None)
+        raise InputError("the panel has a header but no rows", file=ctx.file)
+
+    if "indicator" not in df.columns:
+        _check_columns(df, ctx, None)
+
+    indicator = _as_text(df, "indicator")
+    pos = _first(indicator.isna().to_numpy())
+    if pos is not None:
+        raise ctx.fail("indicator is empty", pos=pos, column="indicator")
+    family = _families_for(indicator, families, ctx)
+    _check_columns(df, ctx, set(family.unique()))
+
+    out = pd.DataFrame(index=df.index)
+    out["indicator"] = indicator
+
+    # --- text columns
+    for col in ("ward", "ward_name", "la", "group", "period_label"):
+        if col in df.columns:
+            out[col] = _as_text(df, col)
+        else:
+            out[col] = pd.Series(pd.NA, index=df.index, dtype="string")
+    pos = _first(out["ward"].isna().to_numpy())
+    if pos is not None:
+        raise ctx.fail("ward is empty", pos=pos, column="ward")
+    grp = out["group"].str.lower()
+    bad = ~grp.isin(list(GROUPS)).to_numpy(dtype=bool, na_value=False) | grp.isna().to_numpy()
+    pos = _first(bad)
+    if pos is not None:
+        raise ctx.fail(
+            f"group must be 'nbi' or 'benchmark', not {_show(out['group'].iloc[pos]) if pd.notna(out['group'].iloc[pos]) else 'empty'}",
+            pos=pos,
+            column="group",
+        )
+    out["group"] = grp
+
+    # --- pair
+    if "pair" in df.columns:
+        pair = _numeric(df, "pair", ctx, what="pair")
+        out["pair"] = _whole(pair, ctx, "pair", what="pair", minimum=1)
+    else:
+        out["pair"] = pd.Series(pd.NA, index=df.index, dtype="Int64")
+
+    # --- period / post
+    period = _numeric(df, "period", ctx, what="period")
+    pos = _first(period.isna().to_numpy())
+    if pos is not None:
+        raise ctx.fail("period is empty", pos=pos, column="period")
+    out["period"] = _whole(period, ctx, "period", what="period", minimum=0).astype("int64")
+    if "post" in df.columns:
+        post = _numeric(df, "post", ctx, what="post")
+        arr = post.to_numpy(dtype=float, na_value=np.nan)
+        pos = _first(~np.isin(arr, (0.0, 1.0)))
+        if pos is not None:
+            shown = "empty" if np.isnan(arr[pos]) else f"{arr[pos]:g}"
+            raise ctx.fail(f"post must be 0 or 1, not {shown}", pos=pos, column="post")
+        out["post"] = arr.astype("int64")
+    else:
+        out["post"] = (out["period"] > 0).astype("int64")
+
+    # --- counts
+    is_count = family.isin(list(COUNT_FAMILIES)).to_numpy(dtype=bool)
+    is_binom = (family == "binomial").to_numpy(dtype=bool)
+    is_price = (family == "price").to_numpy(dtype=bool)
+    if "count" in df.columns:
+        cnt = _whole(_numeric(df, "count", ctx, what="count"), ctx, "count", what="count", minimum=0)
+    else:
+        cnt = pd.Series(pd.array([pd.NA] * len(df), dtype="Int64"), index=df.index)
+    if "exposure" in df.columns:
+        expo = _numeric(df, "exposure", ctx, what="exposure")
+    else:
+        expo = pd.Series(np.nan, index=df.index)
+    pos = _first(is_count & cnt.isna().to_numpy())
+    if pos is not None:
+        raise ctx.fail(f"count is empty for {family.iloc[pos]} indicator '{indicator.iloc[pos]}'",
+                       pos=pos, column="count")
+    e = expo.to_numpy(dtype=float, na_value=np.nan)
+    if require_exposure:
+        pos = _first(is_count & np.isnan(e))
+        if pos is not None:
+            raise ctx.fail(f"exposure is empty for {family.iloc[pos]} indicator '{indicator.iloc[pos]}'",
+                           pos=pos, column="exposure")
+    pos = _first(is_count & ~np.isnan(e) & (e <= 0))
+    if pos is not None:
+        raise ctx.fail(f"exposure must be positive, not {e[pos]:g}", pos=pos, column="exposure")
+    pos = _first(is_binom & ~np.isnan(e) & (e != np.round(e)))
+    if pos is not None:
+        raise ctx.fail(f"exposure (number of trials) of a binomial indicator must be a whole number, not {e[pos]:g}",
+                       pos=pos, column="exposure")
+    c = cnt.to_numpy(dtype=float, na_value=np.nan)
+    pos = _first(is_binom & ~np.isnan(e) & ~np.isnan(c) & (c > e))
+    if pos is not None:
+        raise ctx.fail(
+            f"count {c[pos]:g} is larger than its exposure {e[pos]:g} (number of trials) "
+            f"of binomial indicator '{indicator.iloc[pos]}'",
+            pos=pos, column="count",
+        )
+    out["count"] = cnt.where(pd.Series(is_count, index=df.index), pd.NA).astype("Int64")
+    out["exposure"] = pd.Series(np.where(is_count, e, np.nan), index=df.index, dtype="float64")
+
+    # --- prices
+    if "n" in df.columns:
+        n = _whole(_numeric(df, "n", ctx, what="n"), ctx, "n", what="n", minimum=None)
+    else:
+        n = pd.Series(pd.array([pd.NA] * len(df), dtype="Int64"), index=df.index)
+    narr = n.to_numpy(dtype=float, na_value=np.nan)
+    pos = _first(is_price & (np.isnan(narr) | (narr < 1)))
+    if pos is not None:
+        shown = "empty" if np.isnan(narr[pos]) else f"{narr[pos]:g}"
+        raise ctx.fail(f"number of transactions n must be at least 1, not {shown}", pos=pos, column="n")
+    price_cols = {}
+    for col in ("mean_price", "mean_log_price", "sd_log_price"):
+        if col in df.columns:
+            price_cols[col] = _numeric(df, col, ctx, what=col).to_numpy(dtype=float, na_value=np.nan)
+        else:
+            price_cols[col] = np.full(len(df), np.nan)
+    mp, mlp, sdl = price_cols["mean_price"], price_cols["mean_log_price"], price_cols["sd_log_price"]
+    pos = _first(is_price & (np.isnan(mp) | (mp <= 0)))
+    if pos is not None:
+        shown = "empty" if np.isnan(mp[pos]) else f"{mp[pos]:g}"
+        raise ctx.fail(f"mean_price must be a positive amount, not {shown}", pos=pos, column="mean_price")
+    pos = _first(is_price & np.isnan(mlp))
+    if pos is not None:
+        raise ctx.fail("mean_log_price is empty", pos=pos, column="mean_log_price")
+    pos = _first(is_price & ~np.isnan(sdl) & (sdl < 0))
+    if pos is not None:
+        raise ctx.fail(f"sd_log_price must be non-negative, not {sdl[pos]:g}", pos=pos, column="sd_log_price")
+    pos = _first(is_price & (narr > 1) & np.isnan(sdl))
+    if pos is not None:
+        raise ctx.fail("sd_log_price is empty although n > 1", pos=pos, column="sd_log_price")
+    pos = _first(is_price & ~np.isnan(mp) & (mp > 0) & (mlp > np.log(np.where(mp > 0, mp, 1.0)) + 1e-6))
+    if pos is not None:
+        raise ctx.fail(
+            "mean_log_price is larger than log(mean_price), which is impossible "
+            "(the mean of logs is at most the log of the mean)",
+            pos=pos, column="mean_log_price",
+        )
+    price_mask = pd.Series(is_price, index=df.index)
+    out["n"] = n.where(price_mask, pd.NA).astype("Int64")
+    out["mean_price"] = np.where(is_price, mp, np.nan)
+    out["mean_log_price"] = np.where(is_price, mlp, np.nan)
+    out["sd_log_price"] = np.where(is_price, sdl, np.nan)
+
+    # --- synthetic marker
+    if "synthetic" in df.columns:
+        raw = df["synthetic"]
+        if pd.api.types.is_bool_dtype(raw):
+            syn = raw.fillna(False).astype(bool).to_numpy()
+        else:
+            text = raw.astype("string").str.strip().str.lower().fillna("")
+            bad = ~text.isin(_TRUE | _FALSE).to_numpy(dtype=bool)
+            pos = _first(bad)
+            if pos is not None:
+                raise ctx.fail(f"synthetic must be true or false, not {_show(raw.iloc[pos])}",
+                               pos=pos, column="synthetic")
+            syn = text.isin(_TRUE).to_numpy(dtype=bool)
+        out["synthetic"] = pd.array(syn, dtype="boolean")
+    else:
+        out["synthetic"] = pd.array(np.zeros(len(df), dtype=bool), dtype="boolean")
+
+    _check_design(out, ctx)
+
+    out["_line"] = ctx.lines
+    out = out.sort_values([*SORT_COLUMNS], kind="stable", na_position="last", ignore_index=True)
+    out = out.drop(columns="_line")
+    return out[list(COLUMN_NAMES)].astype({c.name: c.dtype for c in PANEL_COLUMNS})
+
+
+def _check_design(out: pd.DataFrame, ctx: _Ctx) -> None:
+    """Cross-row checks: duplicates, groups, pairs, period labels."""
+    key = out[list(KEY_COLUMNS)]
+    dup = key.duplicated(keep="first").to_numpy()
+    pos = _first(dup)
+    if pos is not None:
+        first = _first(
+            (key["indicator"] == key["indicator"].iloc[pos]).to_numpy(dtype=bool)
+            & (key["ward"] == key["ward"].iloc[pos]).to_numpy(dtype=bool)
+            & (key["period"] == key["period"].iloc[pos]).to_numpy(dtype=bool)
+        )
+        raise ctx.fail(
+            f"duplicate row for indicator '{key['indicator'].iloc[pos]}', ward "
+            f"'{key['ward'].iloc[pos]}', period {key['period'].iloc[pos]} "
+            f"(first given on line {int(ctx.lines[first])})",
+            pos=pos, column="ward",
+        )
+    # a ward belongs to one group and one pair (across all indicators)
+    for col, what in (("group", "group"), ("pair", "pair number")):
+        first_val = out.groupby("ward", sort=False)[col].transform("first")
+        a = out[col].astype("string").fillna("<empty>")
+        b = first_val.astype("string").fillna("<empty>")
+        pos = _first((a != b).to_numpy(dtype=bool))
+        if pos is not None:
+            ward = out["ward"].iloc[pos]
+            first = _first((out["ward"] == ward).to_numpy(dtype=bool))
+            raise ctx.fail(
+                f"ward '{ward}' has {what} {a.iloc[pos]} here but {b.iloc[pos]} on line "
+                f"{int(ctx.lines[first])}; a ward must have one {what}",
+                pos=pos, column=col,
+            )
+    # pairs: all-or-none, and exactly one ward of each group per pair
+    has_pair = out["pair"].notna().to_numpy()
+    if has_pair.any() and not has_pair.all():
+        pos = _first(~has_pair)
+        raise ctx.fail("pair is empty here but given on other rows; give every ward a pair or none",
+                       pos=pos, column="pair")
+    if has_pair.all():
+        wards = out.drop_duplicates("ward")[["ward", "group", "pair"]]
+        for pair, sub in wards.groupby("pair", sort=True):
+            counts = sub["group"].value_counts()
+            if counts.get("nbi", 0) != 1 or counts.get("benchmark", 0) != 1:
+                pos = _first((out["pair"] == pair).to_numpy(dtype=bool))
+                desc = ", ".join(f"{w} ({g})" for w, g in zip(sub["ward"], sub["group"], strict=True))
+                raise ctx.fail(
+                    f"pair {pair} must have exactly one nbi and one benchmark ward, has: {desc}",
+                    pos=pos, column="pair",
+                )
+    # period labels: one label per (indicator, period) and vice versa
+    lab = out["period_label"]
+    if lab.notna().any():
+        for col_a, col_b in (("period", "period_label"), ("period_label", "period")):
+            sub = out[lab.notna().to_numpy()]
+            first_val = sub.groupby(["indicator", col_a], sort=False)[col_b].transform("first")
+            bad = (sub[col_b].astype("string") != first_val.astype("string")).to_numpy(dtype=bool)
+            idx = _first(bad)
+            if idx is not None:
+                pos = int(np.flatnonzero(lab.notna().to_numpy())[idx])
+                raise ctx.fail(
+                    f"{col_a} {sub[col_a].iloc[idx]} of indicator '{sub['indicator'].iloc[idx]}' "
+                    f"has {col_b} {_show(sub[col_b].iloc[idx])} here but {_show(first_val.iloc[idx])} "
+                    "elsewhere; period and period_label must map one to one",
+                    pos=pos, column="period_label",
+                )
+        pos = _first(lab.isna().to_numpy())
+        if pos is not None:
+            raise ctx.fail("period_label is empty here but given on other rows", pos=pos,
+                           column="period_label")
+    # post must not go back from 1 to 0 as period increases within an indicator
+    per = out.groupby(["indicator", "period"], sort=True)["post"].agg(["min", "max"]).reset_index()
+    pos = _first((per["min"] != per["max"]).to_numpy())
+    if pos is not None:
+        ind, p = per["indicator"].iloc[pos], per["period"].iloc[pos]
+        where = _first(((out["indicator"] == ind) & (out["period"] == p)).to_numpy(dtype=bool))
+        raise ctx.fail(f"period {p} of indicator '{ind}' has rows with post 0 and post 1",
+                       pos=where, column="post")
+
+
+# ----------------------------------------------------------------------------------------
+# Reading and writing
+# ----------------------------------------------------------------------------------------
+
+_NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "<NA>", "null", "NULL", "None"]
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    if not raw.strip():
+        raise InputError("the file is empty", file=path)
+    if b"\x00" in raw[:8192]:
+        if raw[:4] == b"PAR1":
+            raise InputError("this is a Parquet file, not CSV; give it a .parquet suffix", file=path)
+        raise InputError("this is a binary file, not a CSV text file", file=path)
+    for enc in ("utf-8-sig",):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            raise InputError(
+                f"the file is not UTF-8 text (byte 0x{raw[err.start]:02x} at position {err.start}); "
+                "save it as UTF-8 (e.g. in Excel: 'CSV UTF-8') and try again",
+                file=path, row=line,
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_panel(
+    path: str | os.PathLike[str],
+    *,
+    require_exposure: bool = True,
+    families: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Read and validate a ward panel CSV (or Parquet, if pyarrow is installed).
+
+    Parameters
+    ----------
+    path
+        Panel file (``.csv``; ``.parquet`` needs pyarrow).
+    require_exposure, families
+        See :func:`validate_panel`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The validated, normalised panel.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, empty, not UTF-8, not CSV, or breaks the schema.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError("panel file not found", file=p)
+    if p.is_dir():
+        raise InputError("expected a panel file, got a folder", file=p)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return _read_parquet(p, require_exposure=require_exposure, families=families)
+    if p.suffix.lower() in (".xlsx", ".xls", ".ods"):
+        raise InputError("spreadsheets are not read directly; save the sheet as CSV (UTF-8)", file=p)
+    try:
+        raw = p.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read the file: {err.strerror or err}", file=p) from None
+    text = _decode(raw, p)
+    first_line = text.lstrip().splitlines()[0] if text.strip() else ""
+    if "," not in first_line:
+        hint = " (it looks tab-separated; use commas)" if "\t" in first_line else \
+            " (it looks semicolon-separated; use commas)" if ";" in first_line else ""
+        raise InputError(f"this does not look like a CSV panel: the header line has no commas{hint}",
+                         file=p, row=1)
+    try:
+        df = pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            na_values=_NA_VALUES,
+            skip_blank_lines=True,
+        )
+    except pd.errors.EmptyDataError:
+        raise InputError("the file is empty", file=p) from None
+    except pd.errors.ParserError as err:
+        msg = str(err).strip().splitlines()[-1] if str(err).strip() else "malformed CSV"
+        line = None
+        import re
+
+        m = re.search(r"line (\d+)", msg)
+        if m:
+            line = int(m.group(1))
+            msg = re.sub(r"\s*in line \d+", "", msg)
+        raise InputError(f"not a well-formed CSV file: {msg}", file=p, row=line) from None
+    except (ValueError, UnicodeError) as err:
+        raise InputError(f"not a well-formed CSV file: {err}", file=p) from None
+    lines = _file_lines(text, len(df))
+    return validate_panel(df, file=p, require_exposure=require_exposure, families=families, lines=lines)
+
+
+def _file_lines(text: str, nrows: int) -> np.ndarray:
+    """Line numbers (1-based) of the data rows, skipping blank lines like pandas does.
+
+    Quoted fields with embedded newlines are rare in panels; when the count does not
+    match the parsed rows, fall back to row position + 2.
+    """
+    lines = text.splitlines()
+    data = [i + 1 for i, ln in enumerate(lines) if ln.strip() != ""][1:]
+    if len(data) == nrows:
+        return np.asarray(data)
+    return np.arange(nrows) + 2
+
+
+def _read_parquet(p: Path, *, require_exposure: bool, families: Mapping[str, str] | None) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise InputError("reading Parquet needs the optional package pyarrow; save the panel as CSV",
+                         file=p) from None
+    try:
+        df = pd.read_parquet(p)
+    except Exception as err:  # pyarrow raises many types for corrupt files
+        raise InputError(f"not a readable Parquet file: {err}", file=p) from None
+    return validate_panel(df, file=p, require_exposure=require_exposure, families=families)
+
+
+def _format_csv_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A panel with values formatted so that the CSV is stable and round-trips."""
+    out = df.copy()
+    for col in ("exposure", "mean_price", "mean_log_price", "sd_log_price"):
+        if col in out.columns:
+            vals = out[col].to_numpy(dtype=float, na_value=np.nan)
+            out[col] = [
+                "" if math.isnan(v) else (str(int(v)) if v == int(v) and abs(v) < 2**53 else repr(float(v)))
+                for v in vals
+            ]
+    if "synthetic" in out.columns:
+        out["synthetic"] = out["synthetic"].map(lambda v: "true" if v is True or v == True else "false")  # noqa: E712
+    return out
+
+
+def write_panel(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Validate ``df`` and write it atomically as CSV (or Parquet for ``.parquet``).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    from nbdid.outputs import atomic_path, write_csv
+
+    panel = validate_panel(df, require_exposure=False, families=_families_of(df))
+    p = Path(path)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InputError("writing Parquet needs the optional package pyarrow; use a .csv name",
+                             file=p) from None
+        with atomic_path(p) as tmp:
+            panel.to_parquet(tmp, index=False)
+        return p
+    return write_csv(_format_csv_frame(panel), p, lineterminator="\n", encoding="utf-8")
+
+
+def _families_of(df: pd.DataFrame) -> dict[str, str] | None:
+    """Families of non-registry indicators carried in ``df.attrs['families']``, if any."""
+    fam = df.attrs.get("families") if hasattr(df, "attrs") else None
+    return dict(fam) if fam else None
+
+
+def panel_summary(panel: pd.DataFrame) -> pd.DataFrame:
+    """Per indicator, group and period: wards, total count/exposure or transactions, pooled value.
+
+    The pooled value is ``multiplier * sum(count) / sum(exposure)`` for registry count
+    indicators (the raw ratio for user keys) and ``sum(n * mean_price) / sum(n)`` for
+    prices, i.e. the report's group figure.
+    """
+    rows = []
+    for (ind, per, grp), sub in panel.groupby(["indicator", "period", "group"], sort=True):
+        reg = INDICATORS.get(str(ind))
+        is_price = sub["n"].notna().all() and sub["count"].isna().all()
+        label = sub["period_label"].dropna()
+        row = {
+            "indicator": ind,
+            "period": int(per),
+            "period_label": label.iloc[0] if len(label) else "",
+            "group": grp,
+            "wards": int(sub["ward"].nunique()),
+        }
+        if is_price:
+            n = sub["n"].astype("float64")
+            row["total"] = float(n.sum())
+            row["value"] = float((n * sub["mean_price"]).sum() / n.sum())
+        else:
+            mult = reg.multiplier if reg is not None else 1.0
+            ex = sub["exposure"].sum()
+            row["total"] = float(ex)
+            row["value"] = float(mult * sub["count"].astype("float64").sum() / ex) if ex > 0 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
