@@ -52,7 +52,7 @@ def plot_forest(data: pd.DataFrame, *, ax: Axes | None = None, synthetic: bool |
         raise ValueError(f"plot_forest: missing columns {missing}")
     d = data.reset_index(drop=True)
     n = len(d)
-    fig, ax = new_axes(ax, (10, 0.9 * n + 1.8))
+    fig, ax = new_axes(ax, (13, 0.9 * n + 1.8))
     y = np.arange(n)[::-1]
     scale = 100.0 / d["baseline"].abs().to_numpy()
     for i, r in d.iterrows():
