@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nbdid.pipeline",  # run, config
     "nbdid.data_prep.commands",  # data, ingest
     "nbdid.analysis.commands",  # replicate
+    "nbdid.models.commands",  # fit
 )
 
 

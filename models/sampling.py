@@ -1,0 +1,232 @@
+"""Sampling: nutpie by default, compiled once per model structure; PyMC as fallback.
+
+A :class:`CompiledModelCache` keeps one compiled model per *family + model structure +
+dimension sizes*.  Fitting another indicator (or new data) with the same key swaps the
+``pm.Data`` values with ``compiled.with_data(...)`` and samples again without
+recompiling.  nutpie cannot change the number of parameters of a compiled model (for
+example a different number of wards), so dimension sizes are part of the key and a
+new size compiles a new model.
+
+Examples
+--------
+>>> cache = CompiledModelCache()                                    # doctest: +SKIP
+>>> idata = cache.sample(design, model_cfg, sampler_cfg)           # compiles
+>>> idata2 = cache.sample(design2, model_cfg, sampler_cfg)         # same shapes: no compile
+>>> cache.compile_count                                             # doctest: +SKIP
+1
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from nbdid.errors import ModelError
+from nbdid.models.design import Design, link_centre
+
+
+def family_module(family: str) -> ModuleType:
+    """The module implementing ``family`` (``binomial``, ``poisson`` or ``price``)."""
+    from nbdid.models import binomial, poisson, price
+
+    try:
+        return {"binomial": binomial, "poisson": poisson, "price": price}[family]
+    except KeyError:
+        raise ModelError(f"unknown family '{family}' (use binomial, poisson or price)") from None
+
+
+def structure_key(design: Design, model_cfg) -> tuple:
+    """Cache key: family, everything in the model config, event-study reference, shapes."""
+    return (
+        design.family,
+        design.pair_effects,
+        design.event_study,
+        design.reference_period,
+        design.parameterization,
+        model_cfg.overdispersion if design.family != "price" else None,
+        model_cfg.price_likelihood if design.family == "price" else None,
+        model_cfg.intercept_sd,
+        model_cfg.effect_sd,
+        model_cfg.did_sd,
+        model_cfg.sigma_ward_scale,
+        model_cfg.sigma_pair_scale,
+        model_cfg.sigma_wp_scale,
+        design.shape_key(),
+    )
+
+
+def _log(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"nbdid: {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class _Entry:
+    model: Any
+    compiled: Any = None
+
+
+@dataclass
+class CompiledModelCache:
+    """Compiled models keyed by family + structure + shapes, reused across fits.
+
+    Attributes
+    ----------
+    compile_count
+        Number of nutpie compilations done by this cache (for tests and benchmarks).
+    quiet
+        Suppress progress lines on stderr.
+    """
+
+    compile_count: int = 0
+    quiet: bool = True
+    _entries: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def model_for(self, design: Design, model_cfg):
+        """The (cached) PyMC model for ``design``'s structure, with ``design``'s data set."""
+        key = structure_key(design, model_cfg)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = _Entry(family_module(design.family).build_model(design, model_cfg))
+            self._entries[key] = entry
+        else:
+            import pymc as pm
+
+            with entry.model:
+                pm.set_data(self._data(design), coords=design.coords)
+        return entry, key
+
+    @staticmethod
+    def _data(design: Design) -> dict[str, Any]:
+        data = dict(design.data_arrays())
+        data["intercept_centre"] = np.asarray(link_centre(design))
+        return data
+
+    def sample(self, design: Design, model_cfg, sampler_cfg) -> Any:
+        """Sample the posterior of ``design`` (compiling only for a new key).
+
+        Parameters
+        ----------
+        design
+            Model inputs.
+        model_cfg, sampler_cfg
+            :class:`nbdid.config.ModelConfig` and :class:`nbdid.config.SamplerConfig`.
+
+        Returns
+        -------
+        arviz.InferenceData
+            With ``posterior``, ``sample_stats`` and ``observed_data`` groups, coords
+            labelled with ``design``'s wards, pairs and periods.
+        """
+        entry, key = self.model_for(design, model_cfg)
+        t0 = time.perf_counter()
+        if sampler_cfg.backend == "nutpie":
+            idata = self._sample_nutpie(entry, design, sampler_cfg)
+        elif sampler_cfg.backend == "pymc":
+            idata = self._sample_pymc(entry, sampler_cfg)
+        else:
+            raise ModelError(f"unknown backend '{sampler_cfg.backend}' (use nutpie or pymc)")
+        _log(
+            f"{design.indicator}: sampled {sampler_cfg.chains} x {sampler_cfg.draws} draws "
+            f"in {time.perf_counter() - t0:.1f} s ({sampler_cfg.backend})",
+            self.quiet,
+        )
+        return relabel(idata, design)
+
+    refit = sample
+
+    def _sample_nutpie(self, entry: _Entry, design: Design, cfg) -> Any:
+        import nutpie
+
+        data = self._data(design)
+        if entry.compiled is None:
+            t0 = time.perf_counter()
+            _log(f"{design.indicator}: compiling the {design.family} model (once)", self.quiet)
+            entry.compiled = nutpie.compile_pymc_model(entry.model)
+            self.compile_count += 1
+            _log(f"compiled in {time.perf_counter() - t0:.1f} s", self.quiet)
+        # containers the model's log density does not use (e.g. ``post`` in an
+        # event study) are not part of the compiled model
+        shared = entry.compiled.shared_data
+        compiled = entry.compiled.with_data(**{k: v for k, v in data.items() if k in shared})
+        return nutpie.sample(
+            compiled,
+            draws=cfg.draws,
+            tune=cfg.tune,
+            chains=cfg.chains,
+            cores=min(cfg.chains, os.cpu_count() or 1),
+            seed=cfg.seed,
+            target_accept=cfg.target_accept,
+            save_warmup=False,
+            progress_bar=False,
+        )
+
+    def _sample_pymc(self, entry: _Entry, cfg) -> Any:
+        import pymc as pm
+
+        with entry.model:
+            return pm.sample(
+                draws=cfg.draws,
+                tune=cfg.tune,
+                chains=cfg.chains,
+                cores=min(cfg.chains, os.cpu_count() or 1),
+                target_accept=cfg.target_accept,
+                random_seed=cfg.seed,
+                progressbar=False,
+                compute_convergence_checks=False,
+                idata_kwargs={"log_likelihood": False},
+            )
+
+
+def relabel(idata: Any, design: Design) -> Any:
+    """Give every group of ``idata`` the coordinate labels of ``design``.
+
+    A compiled nutpie model keeps the coords it was compiled with; after a refit on
+    another panel of the same shape the labels are replaced here.
+    """
+    import arviz as az
+    import xarray as xr
+
+    labels = {k: np.asarray(v) for k, v in design.coords.items()}
+    groups = {}
+    for name in idata.groups():
+        if name == "constant_data":
+            continue  # PyMC's copy of the pm.Data values; the design is stored instead
+        ds = idata[name]
+        present = {k: v for k, v in labels.items() if k in ds.dims}
+        groups[name] = ds.assign_coords(present) if present else ds
+    # the observed data of *this* design (a refit swaps data into a compiled model)
+    groups["observed_data"] = xr.Dataset(
+        {"y": ("obs", np.asarray(design.data_arrays()["y_obs"]))},
+        coords={"obs": labels["obs"]},
+    )
+    out = az.InferenceData(**groups)
+    attrs = getattr(idata, "attrs", None)
+    if attrs:
+        out.attrs = dict(attrs)
+    return out
+
+
+_SHARED_CACHE: CompiledModelCache | None = None
+
+
+def shared_cache() -> CompiledModelCache:
+    """The process-wide cache used when a caller does not pass its own.
+
+    ``nbdid fit``, ``nbdid run`` and repeated :func:`nbdid.models.fit.fit_indicator`
+    calls in one Python session therefore compile each model structure only once.
+    """
+    global _SHARED_CACHE
+    if _SHARED_CACHE is None:
+        _SHARED_CACHE = CompiledModelCache()
+    return _SHARED_CACHE
+
