@@ -1,0 +1,89 @@
+"""``nbdid run`` end to end on the embedded synthetic panel (one indicator, few draws)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import arviz as az
+import pandas as pd
+import pytest
+
+from nbdid.cli import main
+from nbdid.provenance import SYNTHETIC_NOTICE
+
+pytestmark = pytest.mark.filterwarnings(
+    # PyTensor warns once when it cannot link to a BLAS library; an environment notice.
+    "ignore:.*BLAS.*:UserWarning"
+)
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("run")
+    cfg = tmp / "run.toml"
+    cfg.write_text(
+        'indicators = ["out_of_work_benefits"]\n'
+        "[sampler]\ndraws = 150\ntune = 150\nchains = 2\n"
+    )
+    out = tmp / "results"
+    assert main(["run", "--config", str(cfg), "--out", str(out)]) in (0,)
+    return out
+
+
+def test_run_writes_every_output(run_out: Path) -> None:
+    for name in ("comparison.csv", "summary.csv", "trajectories.csv", "diagnostics.csv",
+                 "run_info.json", "posteriors/out_of_work_benefits.nc", "figures/forest.png",
+                 "figures/forest.svg", "figures/diagnostics.png",
+                 "figures/trajectory_out_of_work_benefits.png", "replication/table1.csv",
+                 "replication/tipping_points.csv"):
+        assert (run_out / name).is_file(), name
+    assert not [p for p in run_out.rglob(".*") if p.is_file()]  # no temporary leftovers
+
+
+def test_outputs_say_synthetic(run_out: Path) -> None:
+    comp = pd.read_csv(run_out / "comparison.csv")
+    assert comp.synthetic.all() and (comp.notice == SYNTHETIC_NOTICE).all()
+    for name in ("summary.csv", "trajectories.csv", "diagnostics.csv"):
+        assert (pd.read_csv(run_out / name).notice == SYNTHETIC_NOTICE).all(), name
+    assert json.loads((run_out / "run_info.json").read_text())["synthetic"] is True
+    svg = (run_out / "figures" / "forest.svg").read_text()
+    assert "SYNTHETIC" in svg
+
+
+def test_comparison_row(run_out: Path) -> None:
+    comp = pd.read_csv(run_out / "comparison.csv").iloc[0]
+    assert comp.indicator == "out_of_work_benefits"
+    assert comp.report_did == pytest.approx(-0.6)
+    assert comp.report_did_lower == pytest.approx(-1.4) and comp.report_did_upper == pytest.approx(0.2)
+    assert not comp.report_significant
+    assert comp["posterior_q2.5"] < comp.posterior_did < comp["posterior_q97.5"]
+    assert 0 <= comp.prob_benefit <= 1
+    assert isinstance(comp.gate, str) and comp.gate
+
+
+def test_netcdf_opens_with_provenance(run_out: Path) -> None:
+    idata = az.from_netcdf(run_out / "posteriors" / "out_of_work_benefits.nc")
+    attrs = idata.posterior.attrs
+    assert attrs["nbdid_synthetic"] == "true"
+    assert len(attrs["nbdid_data_sha256"]) == 64
+    assert attrs["nbdid_seed"] and "version_pymc" in attrs and "[sampler]" in attrs["nbdid_config"]
+    assert "did" in idata.posterior
+
+
+def test_rerun_refuses_to_overwrite(run_out: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (run_out / "comparison.csv").read_bytes()
+    assert main(["run", "--out", str(run_out)]) == 2
+    err = capsys.readouterr().err
+    assert "--force" in err and err.count("\n") == 1
+    assert (run_out / "comparison.csv").read_bytes() == before
+
+
+def test_config_names_a_bad_panel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    panel = tmp_path / "p.csv"
+    panel.write_text("indicator,ward\ncrime,W1\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'panel = "{panel.name}"\n')
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    assert str(panel) in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
