@@ -547,7 +547,9 @@ def _check_design(out: pd.DataFrame, ctx: _Ctx) -> None:
                 pos = _first((out["pair"] == pair).to_numpy(dtype=bool))
                 desc = ", ".join(f"{w} ({g})" for w, g in zip(sub["ward"], sub["group"], strict=True))
                 raise ctx.fail(
-                    f"pair {pair} must have exactly one nbi and one benchmark ward, has: {desc}",
+                    f"pair {pair} must have exactly one nbi and one benchmark ward, has: {desc} "
+                    "(empty the pair column to fit without pair effects, as with "
+                    "'nbdid fit --no-pairs')",
                     pos=pos, column="pair",
                 )
     # period labels: one label per (indicator, period) and vice versa
