@@ -1,6 +1,6 @@
 """nbdid.figures: ``plot_x(data, *, ax=None) -> Figure`` functions.
 
-Figures never call ``plt.show()`` and never change global rcParams; a figure made
+Figures are returned, never displayed, and never change global rcParams; a figure made
 from the synthetic default panel carries the synthetic-data notice.
 """
 
