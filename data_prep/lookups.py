@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nbdid.data_prep.textfiles import decode, read_raw
 from nbdid.errors import InputError
 
 LOOKUP_COLUMNS: tuple[str, ...] = (
@@ -66,26 +67,7 @@ def read_text(path: str | PathLike[str]) -> str:
         byte is named).
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", file=p) from None
-    except IsADirectoryError:
-        raise InputError("expected a file but found a folder", file=p) from None
-    if not raw.strip():
-        raise InputError("the file is empty", file=p)
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise InputError("the file is UTF-16 encoded; save it as UTF-8 CSV", file=p)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        before = raw[: err.start]
-        line = before.count(b"\n") + 1 if b"\n" in before else before.count(b"\r") + 1
-        raise InputError(
-            f"not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8 CSV",
-            file=p,
-            row=line,
-        ) from None
+    text, _ = decode(read_raw(p), p, ("utf-8-sig",))
     # universal newlines, as open(newline=None) would do, without re-reading the file
     return text.replace("\r\n", "\n").replace("\r", "\n")
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nbdid.data_prep.textfiles import decode, read_raw
 from nbdid.errors import InputError
 
 __all__ = ["MISSING_MARKERS", "read_statxplore", "read_text", "split_period_label"]
@@ -75,40 +76,9 @@ def read_text(path: str | PathLike[str]) -> tuple[str, str]:
         neither utf-8 nor cp1252.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", file=p) from None
-    except IsADirectoryError:
-        raise InputError("is a folder, not a file", file=p) from None
-    except OSError as err:
-        raise InputError(f"cannot read file: {err.strerror or err}", file=p) from None
-    if not raw.strip():
-        raise InputError("file is empty", file=p)
-    if raw[:4] == b"PK\x03\x04":
-        raise InputError(
-            "looks like an Excel workbook (.xlsx); save the sheet as CSV first", file=p
-        )
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:4096]:
-        raise InputError(
-            "file is UTF-16 or binary, not a CSV text file; save it as CSV (UTF-8)", file=p
-        )
-    if raw.startswith(b"\xef\xbb\xbf"):
-        encodings: tuple[str, ...] = ("utf-8-sig",)
-    else:
-        encodings = ("utf-8", "cp1252")
-    for enc in encodings:
-        try:
-            return raw.decode(enc), enc
-        except UnicodeDecodeError as err:
-            last = err
-    line = raw[: last.start].count(b"\n") + 1
-    raise InputError(
-        f"cannot decode the file as UTF-8 or Windows-1252 (byte {raw[last.start]:#04x}); "
-        "save it as CSV (UTF-8)",
-        file=p,
-        row=line,
-    )
+    raw = read_raw(p)
+    encodings = ("utf-8-sig",) if raw.startswith(b"\xef\xbb\xbf") else ("utf-8", "cp1252")
+    return decode(raw, p, encodings)
 
 
 def read_csv_rows(path: str | PathLike[str]) -> tuple[list[list[str]], str]:
