@@ -37,7 +37,7 @@ from nbdid.errors import InputError
 from nbdid.registry import INDICATOR_KEYS, get_indicator
 
 Backend = Literal["nutpie", "pymc"]
-Overdispersion = Literal["negbin", "ward_period", "none"]
+Overdispersion = Literal["auto", "negbin", "ward_period", "none"]
 PriceLikelihood = Literal["student_t", "normal"]
 Parameterization = Literal["auto", "centred", "non_centred"]
 
@@ -78,13 +78,31 @@ class ModelConfig:
     ----------
     pair_effects
         Include matched-pair random effects.
+    ward_change
+        Give every ward its own change after the initiative: a random slope on
+        ``post``, correlated with the ward's level (``(1 + post | ward)`` in lme4
+        terms, LKJ prior on the correlation).  Real ward rates diverge and converge
+        between periods (the change SD measured on public extracts is 0.3-0.4 on the
+        log/logit scale), and a model without this term over-predicts the spread
+        between wards before the initiative and under-predicts it after (posterior
+        predictive p-values of 0.99-1.00 on the default panel, ``docs/models.md``).
+        It is also what makes the DiD interval reflect ward-to-ward variation in
+        change, the report's missing ingredient.
+    ward_corr
+        Let ward levels and ward changes correlate (LKJ prior, ``lkj_eta``), e.g.
+        when high-crime wards improve most.  Off by default: one ward-level
+        correlation is weakly identified by 58 wards and made the sampler struggle on
+        indicators with little ward-to-ward spread (``docs/models.md``); the posterior
+        predictive check of the post-period spread tells when it is needed.
     overdispersion
         Extra variation of count indicators beyond the binomial/Poisson:
-        ``"negbin"`` (default: negative binomial for Poisson indicators,
-        beta-binomial for binomial ones), ``"ward_period"`` (a normal ward x period
-        effect on the link scale) or ``"none"``.  ``"negbin"`` won the comparison in
-        ``docs/models.md`` (better integrated LOO, equal posterior predictive fit,
-        about 8x fewer gradient evaluations).
+        ``"negbin"`` (negative binomial for Poisson indicators, beta-binomial for
+        binomial ones), ``"ward_period"`` (a normal ward x period effect on the link
+        scale), ``"none"``, or ``"auto"`` (default): ``"none"`` when ``ward_change``
+        is on and the panel has two periods (each ward-period already has its own
+        effect, and an observation-level term on top is not identified: it samples
+        badly), ``"negbin"`` otherwise.  For prices the same rule drops or keeps the
+        ward x period SD ``sigma_wp``.  The resolved value is stored with every fit.
     price_likelihood
         Likelihood of ward-period mean log prices.
     event_study
@@ -98,14 +116,21 @@ class ModelConfig:
         is small next to the noise of a ward's own values) or ``"auto"`` (default:
         chosen per indicator from a moment estimate of the two, see
         ``docs/models.md``).  Pair effects are always non-centred.
-    intercept_sd, effect_sd, did_sd, sigma_ward_scale, sigma_pair_scale, sigma_wp_scale
+    intercept_sd, effect_sd, did_sd, sigma_ward_scale, sigma_change_scale,
+    sigma_pair_scale, sigma_wp_scale
         Prior scales on the link scale (logit, log rate or log price): normal priors
         for the intercept, period and group effects and the DiD, half-normal priors for
-        the standard deviations of ward, pair and ward x period effects.
+        the standard deviations of ward levels, ward changes, pair effects and ward x
+        period effects.
+    lkj_eta
+        Shape of the LKJ prior on the correlation of ward level and ward change
+        (2: mildly favours small correlations).
     """
 
     pair_effects: bool = True
-    overdispersion: Overdispersion = "negbin"
+    ward_change: bool = True
+    ward_corr: bool = False
+    overdispersion: Overdispersion = "auto"
     price_likelihood: PriceLikelihood = "student_t"
     event_study: bool = False
     reference_period: str | None = None
@@ -114,8 +139,10 @@ class ModelConfig:
     effect_sd: float = 1.0
     did_sd: float = 0.5
     sigma_ward_scale: float = 1.0
+    sigma_change_scale: float = 0.5
     sigma_pair_scale: float = 0.5
     sigma_wp_scale: float = 0.5
+    lkj_eta: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +172,29 @@ class DiagnosticsConfig:
 
 
 @dataclass(frozen=True)
+class FrequentistConfig:
+    """Settings of the frequentist twin (:mod:`nbdid.analysis.frequentist`).
+
+    Attributes
+    ----------
+    alpha
+        Two-sided level of every interval and significance call (0.05: 95%).
+    ri_draws
+        Random within-pair swap patterns drawn when the pairs are too many to
+        enumerate (randomization inference).
+    ri_seed
+        Seed of those draws (results are reproducible).
+    ri_exact_max_pairs
+        Enumerate all ``2^P`` swap patterns up to this many pairs (65,536 patterns).
+    """
+
+    alpha: float = 0.05
+    ri_draws: int = 10_000
+    ri_seed: int = 20250701
+    ri_exact_max_pairs: int = 16
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Configuration of ``nbdid run`` (and the defaults of ``nbdid fit``).
 
@@ -157,7 +207,8 @@ class RunConfig:
     out
         Default output folder.
     sampler, model, diagnostics
-        See :class:`SamplerConfig`, :class:`ModelConfig`, :class:`DiagnosticsConfig`.
+        See :class:`SamplerConfig`, :class:`ModelConfig`, :class:`DiagnosticsConfig`,
+        :class:`FrequentistConfig`.
     """
 
     panel: str | None = None
@@ -166,6 +217,7 @@ class RunConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    frequentist: FrequentistConfig = field(default_factory=FrequentistConfig)
 
     def __post_init__(self) -> None:
         for key in self.indicators:
@@ -373,3 +425,70 @@ class GeneratorConfig:
             if getattr(self, name) > 5:
                 raise InputError(f"'{name}' must be at most 5 (a standard deviation on the "
                                  f"log/logit scale), not {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class CandidatePoolConfig:
+    """Settings of the synthetic candidate pool (:mod:`nbdid.data_prep.candidates`).
+
+    The pool holds the 58 study wards of the default panel (rows unchanged) and
+    ``n_candidates`` further synthetic wards that could serve as benchmarks.  Every
+    ward has a latent deprivation ``z`` (pool scale: candidates ~ Normal(pool_mean,
+    pool_sd)); the study wards' ``z`` is read off their own outcomes.  Covariates are
+    computed from ``z`` through simulated LSOAs, outcomes from ``z`` through the
+    relation seen in the default panel, so matching on covariates matters.
+
+    Attributes
+    ----------
+    seed
+        Random seed; the same seed and settings give the same pool, byte for byte.
+    n_candidates
+        Number of synthetic candidate wards besides the 58 study wards.
+    pool_mean, pool_sd
+        Mean and SD of the candidates' latent deprivation.
+    study_mean, study_sd
+        Mean and SD of the study wards' latent deprivation (their ordering comes
+        from their outcomes).
+    lsoas_per_ward
+        Simulated LSOAs per ward (the IMD covariates summarise them).
+    imd_intercept, imd_slope
+        Probit of a ward's typical LSOA rank fraction: ``imd_intercept - imd_slope * z``.
+    lsoa_sd
+        SD of LSOAs around their ward on that probit scale.
+    residual_scale
+        Multiplies the outcome residual SDs estimated from the default panel.
+    size_sd
+        SD of the log size factor applied to a donor study ward's denominators.
+    boundary_change_share
+        Share of candidate wards flagged ``boundary_changed``.
+    """
+
+    seed: int = 20250702
+    n_candidates: int = 300
+    pool_mean: float = 0.3
+    pool_sd: float = 1.0
+    study_mean: float = 1.3
+    study_sd: float = 0.5
+    lsoas_per_ward: int = 7
+    imd_intercept: float = -0.6
+    imd_slope: float = 0.7
+    lsoa_sd: float = 0.35
+    residual_scale: float = 1.0
+    size_sd: float = 0.2
+    boundary_change_share: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise InputError(f"'seed' must be a non-negative whole number, not {self.seed}")
+        if not 1 <= self.n_candidates <= 100_000:
+            raise InputError(f"'n_candidates' must be between 1 and 100000, not {self.n_candidates}")
+        if self.lsoas_per_ward < 1:
+            raise InputError(f"'lsoas_per_ward' must be at least 1, not {self.lsoas_per_ward}")
+        for name in ("pool_sd", "study_sd", "imd_slope", "lsoa_sd", "residual_scale", "size_sd"):
+            v = getattr(self, name)
+            if not (0 <= v <= 10):
+                raise InputError(f"'{name}' must be between 0 and 10, not {v}")
+        if not 0 <= self.boundary_change_share <= 1:
+            raise InputError(
+                f"'boundary_change_share' must be between 0 and 1, not {self.boundary_change_share}"
+            )

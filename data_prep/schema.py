@@ -533,7 +533,7 @@ def _check_design(out: pd.DataFrame, ctx: _Ctx) -> None:
                 f"{int(ctx.lines[first])}; a ward must have one {what}",
                 pos=pos, column=col,
             )
-    # pairs: all-or-none, and exactly one ward of each group per pair
+    # pairs: all-or-none; a pair (matched set) has one nbi ward and 1..k benchmark wards
     has_pair = out["pair"].notna().to_numpy()
     if has_pair.any() and not has_pair.all():
         pos = _first(~has_pair)
@@ -543,11 +543,11 @@ def _check_design(out: pd.DataFrame, ctx: _Ctx) -> None:
         wards = out.drop_duplicates("ward")[["ward", "group", "pair"]]
         for pair, sub in wards.groupby("pair", sort=True):
             counts = sub["group"].value_counts()
-            if counts.get("nbi", 0) != 1 or counts.get("benchmark", 0) != 1:
+            if counts.get("nbi", 0) != 1 or counts.get("benchmark", 0) < 1:
                 pos = _first((out["pair"] == pair).to_numpy(dtype=bool))
                 desc = ", ".join(f"{w} ({g})" for w, g in zip(sub["ward"], sub["group"], strict=True))
                 raise ctx.fail(
-                    f"pair {pair} must have exactly one nbi and one benchmark ward, has: {desc} "
+                    f"pair {pair} must have exactly one nbi and at least one benchmark ward, has: {desc} "
                     "(empty the pair column to fit without pair effects, as with "
                     "'nbdid fit --no-pairs')",
                     pos=pos, column="pair",

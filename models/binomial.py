@@ -4,7 +4,8 @@ For ward ``w`` in period ``t`` with ``y`` people with the outcome out of ``N`` t
 
     y[w,t] ~ Binomial(N[w,t], p[w,t])
     logit p[w,t] = intercept + period_effect[t] + group_effect * nbi[w]
-                   + did * nbi[w] * post[t] + ward_effect[w] (+ pair_effect[pair[w]])
+                   + did * nbi[w] * post[t] + ward_effect[w] + ward_change[w] * post[t]
+                   (+ pair_effect[pair[w]])
                    (+ wp_effect[w,t])
 
 ``did`` is the interaction on the logit scale (``exp(did)`` is the odds ratio for a
@@ -18,7 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nbdid.models.design import Design, add_did_terms, linear_predictor_draws
+from nbdid.models.design import (
+    Design,
+    add_did_terms,
+    linear_predictor_draws,
+    redraw_ward_change,
+    resolve_model_config,
+)
 
 LINK = "logit"
 RATIO_SCALE = "odds_ratio"
@@ -29,6 +36,7 @@ def build_model(design: Design, cfg):
     import pymc as pm
     import pytensor.tensor as pt
 
+    cfg = resolve_model_config(design, cfg)
     with pm.Model(coords=design.coords) as model:
         eta, data = add_did_terms(design, cfg)
         trials = pt.cast(pt.round(data["exposure"]), "int64")
@@ -62,7 +70,7 @@ def replicate(posterior, design: Design, rng: np.random.Generator) -> np.ndarray
     distribution ("mixed" replication), so the check is as strict for ``ward_period``
     as for the beta-binomial, whose mixing is redrawn by construction.
     """
-    eta = linear_predictor_draws(posterior, design)
+    eta = linear_predictor_draws(posterior, design) + redraw_ward_change(posterior, design, rng)
     if "wp_effect" in posterior:
         sig = posterior["sigma_wp"].values[..., None]
         eta = eta - posterior["wp_effect"].values + sig * rng.standard_normal(eta.shape)

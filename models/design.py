@@ -56,9 +56,9 @@ class Design:
         Index (into ``coords["period"]``) of the event-study reference period.
     synthetic
         Whether the panel rows are synthetic.
-    parameterization
-        ``"centred"`` or ``"non_centred"`` ward levels (resolved from ``"auto"`` by
-        :func:`choose_parameterization`).
+    parameterization, change_parameterization, pair_parameterization
+        ``"centred"`` or ``"non_centred"`` ward levels, ward changes and pair effects
+        (resolved from ``"auto"`` by :func:`choose_parameterization`).
     frame
         The panel rows used, in ``obs`` order.
     """
@@ -84,6 +84,8 @@ class Design:
     reference_period: int | None = None
     synthetic: bool = False
     parameterization: Literal["centred", "non_centred"] = "centred"
+    change_parameterization: Literal["centred", "non_centred"] = "centred"
+    pair_parameterization: Literal["centred", "non_centred"] = "non_centred"
     frame: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
 
     @property
@@ -155,7 +157,7 @@ def build_design(
     event_study: bool = False,
     reference_period: str | None = None,
     min_n_own_sd: int = 10,
-    parameterization: str = "auto",
+    parameterization: str | dict[str, str] = "auto",
 ) -> Design:
     """Build the model inputs for one indicator of a tidy panel.
 
@@ -176,7 +178,8 @@ def build_design(
     min_n_own_sd
         Price ward-periods with fewer transactions than this use the pooled within SD.
     parameterization
-        ``"centred"``, ``"non_centred"`` or ``"auto"`` (:func:`choose_parameterization`).
+        ``"centred"``, ``"non_centred"`` or ``"auto"`` (:func:`choose_parameterization`),
+        or a dict with the form of each of ``"level"``, ``"change"`` and ``"pair"``.
 
     Returns
     -------
@@ -256,11 +259,14 @@ def build_design(
         for g in GROUPS:
             if g not in comp.columns:
                 comp[g] = 0
-        broken = comp.index[(comp["nbi"] != 1) | (comp["benchmark"] != 1)]
+        # a pair is a matched set: one NBI ward and one benchmark ward (1:1), or k
+        # benchmark wards (1:k matching)
+        broken = comp.index[(comp["nbi"] != 1) | (comp["benchmark"] < 1)]
         if len(broken):
             raise ModelError(
-                f"{indicator}: pair {broken[0]} does not have exactly one NBI and one benchmark "
-                "ward (a pair is missing its partner); fix the pairs or use --no-pairs"
+                f"{indicator}: pair {broken[0]} does not have exactly one NBI ward and at least "
+                "one benchmark ward (a pair is missing its partner); fix the pairs or use "
+                "--no-pairs"
             )
         pairs = sorted(int(p) for p in comp.index)
         pair_pos = {p: i for i, p in enumerate(pairs)}
@@ -331,51 +337,144 @@ def build_design(
         frame=df,
         **kw,
     )
-    if parameterization == "auto":
-        parameterization = choose_parameterization(design)
-    elif parameterization not in ("centred", "non_centred"):
+    if isinstance(parameterization, dict):
+        forms = {**choose_parameterization(design), **parameterization}
+        bad = {v for v in forms.values()} - {"centred", "non_centred"}
+        if bad:
+            raise ModelError(f"unknown parameterization '{bad.pop()}'")
+    elif parameterization == "auto":
+        forms = choose_parameterization(design)
+    elif parameterization in ("centred", "non_centred"):
+        forms = dict.fromkeys(("level", "change", "pair"), parameterization)
+    else:
         raise ModelError(f"unknown parameterization '{parameterization}'")
-    return replace(design, parameterization=parameterization)
+    return replace(
+        design,
+        parameterization=forms["level"],
+        change_parameterization=forms["change"],
+        pair_parameterization=forms["pair"],
+    )
 
 
-def choose_parameterization(design: Design) -> str:
-    """Centred or non-centred ward levels, from a moment estimate of the data's precision.
+def sampling_variance(design: Design) -> np.ndarray:
+    """Approximate sampling variance of each observation's empirical link value.
 
-    Empirical values ``r`` (log rates ``log((y + 0.5) / E)``, logits, or mean log
-    prices) are centred on their group x period means.  The noise variance of a
-    ward's mean over its ``T`` periods is estimated from the within-ward spread
-    (``mean var_t(r) / T``); the ward-level variance from the spread of ward means
-    (within pairs when the design has pairs: ``var(difference) / 2``) minus that noise.
-    When the ward-level variance exceeds twice the noise variance the data pin each
-    level down and the centred form samples well; otherwise the non-centred one does.
+    Poisson: ``1 / (y + 0.5)`` (log rate); binomial: ``1 / (y + 0.5) + 1 / (N - y + 0.5)``
+    (logit); price: ``s**2 / n`` (mean log price).
+    """
+    if design.family == "price":
+        return design.sd_within.astype(float) ** 2 / design.n.astype(float)
+    y = design.count.astype(float)
+    if design.family == "poisson":
+        return 1.0 / (y + 0.5)
+    return 1.0 / (y + 0.5) + 1.0 / (design.exposure.astype(float) - y + 0.5)
+
+
+def empirical_link(design: Design) -> np.ndarray:
+    """Each observation's empirical link value (log rate, logit, mean log price)."""
+    if design.family == "price":
+        return design.mean_log_price.astype(float)
+    y = design.count.astype(float) + 0.5
+    e = design.exposure.astype(float) + 1.0
+    return np.log(y / e) if design.family == "poisson" else np.log(y / (e - y))
+
+
+def variance_components(design: Design) -> dict[str, float]:
+    """Moment estimates of the variance components on the link scale.
+
+    Empirical link values (:func:`empirical_link`) are centred on their group x period
+    means.  Per ward, the *level* is the mean residual over pre periods and the
+    *change* the post mean minus the pre mean; their sampling variances come from
+    :func:`sampling_variance`.  With pairs, the pair variance is the covariance of the
+    NBI ward's level with the mean level of its benchmark ward(s), across pairs.
 
     Returns
     -------
-    str
-        ``"centred"`` or ``"non_centred"``.
+    dict
+        ``level``, ``level_noise``, ``change``, ``change_noise``, ``pair`` (NaN without
+        pairs), ``pair_noise`` (the noise of a pair's mean level: ward variance plus
+        sampling noise, divided by the wards per pair).
     """
-    if design.family == "price":
-        r = design.mean_log_price.astype(float)
-    else:
-        y = design.count.astype(float) + 0.5
-        e = design.exposure.astype(float) + 1.0
-        r = np.log(y / e) if design.family == "poisson" else np.log(y / (e - y + 0.5))
-    df = pd.DataFrame({"r": r, "w": design.ward_idx, "g": design.treated, "t": design.period_idx})
+    df = pd.DataFrame({
+        "r": empirical_link(design), "v": sampling_variance(design), "w": design.ward_idx,
+        "g": design.treated, "t": design.period_idx, "post": design.post,
+    })
     df["res"] = df["r"] - df.groupby(["g", "t"])["r"].transform("mean")
-    by_ward = df.groupby("w")["res"]
-    n_t = by_ward.size().mean()
-    noise = float(by_ward.var(ddof=1).mean()) / n_t
-    means = by_ward.mean()
+    pre, post = df[df["post"] == 0].groupby("w"), df[df["post"] == 1].groupby("w")
+    level = pre["res"].mean()
+    level_noise = pre["v"].mean() / pre.size()
+    change = post["res"].mean() - level
+    change_noise = level_noise + post["v"].mean() / post.size()
+    out = {
+        "level": float(level.var(ddof=1) - level_noise.mean()),
+        "level_noise": float(level_noise.mean()),
+        "change": float(change.var(ddof=1) - change_noise.mean()),
+        "change_noise": float(change_noise.mean()),
+        "pair": float("nan"),
+        "pair_noise": float("nan"),
+    }
     if design.pair_effects:
-        pair = pd.Series(design.ward_pair_idx, index=range(len(design.ward_pair_idx)))
-        diff = means.groupby(pair.reindex(means.index)).agg(lambda x: x.iloc[0] - x.iloc[-1])
-        between = float(np.var(diff, ddof=1)) / 2.0
-    else:
-        between = float(np.var(means, ddof=1))
-    sigma2_ward = between - noise
-    # borderline cases go non-centred: its failure mode (low ESS) is visible and
-    # harmless, the centred form's (divergences, funnels) biases the posterior
-    return "centred" if sigma2_ward > 2.0 * noise else "non_centred"
+        wards = pd.DataFrame({
+            "level": level.reindex(range(len(design.ward_group))).to_numpy(),
+            "pair": design.ward_pair_idx, "nbi": design.ward_group == "nbi",
+        })
+        nbi = wards[wards["nbi"]].groupby("pair")["level"].mean()
+        ben = wards[~wards["nbi"]].groupby("pair")["level"].mean()
+        both = pd.concat([nbi, ben], axis=1, keys=["n", "b"]).dropna()
+        if len(both) >= 3:
+            pair_var = max(float(np.cov(both["n"], both["b"], ddof=1)[0, 1]), 0.0)
+            ward_var = max(out["level"] - pair_var, 0.0)
+            per_pair = len(wards) / max(len(both), 1)
+            out["pair"] = pair_var
+            out["pair_noise"] = (ward_var + out["level_noise"]) / per_pair
+    return out
+
+
+def choose_parameterization(design: Design) -> dict[str, str]:
+    """Centred or non-centred ward levels, ward changes and pair effects.
+
+    Each component is centred when its moment-estimated variance
+    (:func:`variance_components`) exceeds twice the noise variance of the data that
+    inform it (the ward's own values for levels and changes, the pair's wards for pair
+    effects): the data then pin each effect down and the centred form samples well,
+    while the non-centred form would make a ridge with the component's SD.  Otherwise
+    the non-centred form avoids the centred form's funnel.  Borderline cases go
+    non-centred: its failure mode (low ESS) is visible and harmless, the centred
+    form's (divergences) biases the posterior.
+
+    Returns
+    -------
+    dict
+        ``{"level": ..., "change": ..., "pair": ...}``, each ``"centred"`` or
+        ``"non_centred"``.
+    """
+    v = variance_components(design)
+
+    def form(var: float, noise: float) -> str:
+        return "centred" if np.isfinite(var) and var > 2.0 * noise else "non_centred"
+
+    # with pairs, a ward level varies around its pair's mean: only the within-pair
+    # part of the level variance competes with the ward's own noise
+    within = v["level"] - v["pair"] if design.pair_effects and np.isfinite(v["pair"]) else v["level"]
+    return {
+        "level": form(within, v["level_noise"]),
+        "change": form(v["change"], v["change_noise"]),
+        "pair": form(v["pair"], v["pair_noise"]),
+    }
+
+
+def resolve_model_config(design: Design, cfg):
+    """``cfg`` (a ModelConfig) with ``overdispersion = "auto"`` resolved for ``design``.
+
+    ``"auto"`` is ``"none"`` when ward changes are modelled and the panel has two
+    periods (every ward-period then has its own effect), ``"negbin"`` otherwise.
+    """
+    import dataclasses
+
+    if cfg.overdispersion != "auto":
+        return cfg
+    two = len(design.coords["period"]) <= 2
+    return dataclasses.replace(cfg, overdispersion="none" if cfg.ward_change and two else "negbin")
 
 
 def link_centre(design: Design) -> float:
@@ -404,19 +503,27 @@ WARD_DIM_DATA = ("ward_treated", "ward_pair_idx")
 def add_did_terms(design: Design, cfg):
     """Add the shared DiD linear predictor to the current PyMC model context.
 
-    Ward levels are nested in groups and pairs::
+    Ward levels are nested in groups and pairs, and (``cfg.ward_change``, the
+    default) each ward has its own change after the initiative, correlated with its
+    level::
 
-        ward_level[w] ~ Normal(intercept + group_effect * nbi[w] + pair_effect[pair[w]],
-                               sigma_ward)
+        (ward_level[w], ward_change[w]) ~ MvNormal((mu[w], 0), Sigma)
+        mu[w]     = intercept + group_effect * nbi[w] + pair_effect[pair[w]]
+        Sigma     = diag(sigma_ward, sigma_change) R diag(sigma_ward, sigma_change),
+        R ~ LKJ(lkj_eta)
         pair_effect[k] ~ Normal(0, sigma_pair)
-        eta[w,t] = ward_level[w] + period_effect[t] + did * nbi[w] * post[t]
+        eta[w,t]  = ward_level[w] + ward_change[w] * post[t] + period_effect[t]
+                    + did * nbi[w] * post[t]
 
-    (``did_period[t] * nbi[w]`` for an event study).  Pair effects are always
-    non-centred (``sigma_pair * pair_z``: a pair is informed only by its two ward
-    levels).  Ward levels are centred or non-centred (``mean + sigma_ward * ward_z``)
+    Without ``ward_change`` the ward level alone is normal with SD ``sigma_ward``.
+    ``did`` is then the NBI group's mean change minus the benchmark group's, beyond
+    the spread of ward changes (``sigma_change``).  An event study uses
+    ``did_period[t] * nbi[w]`` instead.  Pair effects are always non-centred
+    (``sigma_pair * pair_z``: a pair is informed only by its ward levels).  Ward
+    effects are centred (``ward_re ~ MvNormal``) or non-centred (``ward_z @ chol.T``)
     as ``design.parameterization`` says (see :func:`choose_parameterization`).
-    ``ward_effect`` (the ward's deviation from its group and pair mean) is stored
-    either way.
+    ``ward_effect`` (the ward's deviation from its group and pair mean),
+    ``ward_level`` and ``ward_change`` are stored either way.
 
     Parameters
     ----------
@@ -447,22 +554,16 @@ def add_did_terms(design: Design, cfg):
         "period_effect", pt.concatenate([pt.zeros(1), period_raw]), dims="period"
     )
     group_effect = pm.Normal("group_effect", 0.0, cfg.effect_sd)
-    sigma_ward = pm.HalfNormal("sigma_ward", cfg.sigma_ward_scale)
     mean_level = intercept + group_effect * data["ward_treated"]
     if design.pair_effects:
         sigma_pair = pm.HalfNormal("sigma_pair", cfg.sigma_pair_scale)
-        pair_z = pm.Normal("pair_z", 0.0, 1.0, dims="pair")
-        pair_effect = pm.Deterministic("pair_effect", sigma_pair * pair_z, dims="pair")
+        if design.pair_parameterization == "centred":
+            pair_effect = pm.Normal("pair_effect", 0.0, sigma_pair, dims="pair")
+        else:
+            pair_z = pm.Normal("pair_z", 0.0, 1.0, dims="pair")
+            pair_effect = pm.Deterministic("pair_effect", sigma_pair * pair_z, dims="pair")
         mean_level = mean_level + pair_effect[data["ward_pair_idx"]]
-    if centred:
-        ward_level = pm.Normal("ward_level", mean_level, sigma_ward, dims="ward")
-        pm.Deterministic("ward_effect", ward_level - mean_level, dims="ward")
-    else:
-        ward_z = pm.Normal("ward_z", 0.0, 1.0, dims="ward")
-        ward_effect = pm.Deterministic("ward_effect", sigma_ward * ward_z, dims="ward")
-        ward_level = pm.Deterministic("ward_level", mean_level + ward_effect, dims="ward")
     treated = data["treated"]
-    eta = ward_level[data["ward_idx"]] + period_effect[data["period_idx"]]
     if design.event_study:
         ref = design.reference_period
         did_raw = pm.Normal("did_raw", 0.0, cfg.did_sd, shape=n_period - 1)
@@ -472,11 +573,82 @@ def add_did_terms(design: Design, cfg):
             dims="period",
         )
         post_w = design.period_post / design.period_post.sum()
-        pm.Deterministic("did", pt.sum(did_period * post_w))
-        eta = eta + did_period[data["period_idx"]] * treated
+        did = pm.Deterministic("did", pt.sum(did_period * post_w))
+        did_term = did_period[data["period_idx"]] * treated
     else:
         did = pm.Normal("did", 0.0, cfg.did_sd)
-        eta = eta + did * treated * data["post"]
+        did_term = did * treated * data["post"]
+
+    if not cfg.ward_change:
+        sigma_ward = pm.HalfNormal("sigma_ward", cfg.sigma_ward_scale)
+        if centred:
+            ward_level = pm.Normal("ward_level", mean_level, sigma_ward, dims="ward")
+            pm.Deterministic("ward_effect", ward_level - mean_level, dims="ward")
+        else:
+            ward_z = pm.Normal("ward_z", 0.0, 1.0, dims="ward")
+            ward_effect = pm.Deterministic("ward_effect", sigma_ward * ward_z, dims="ward")
+            ward_level = pm.Deterministic("ward_level", mean_level + ward_effect, dims="ward")
+        eta = ward_level[data["ward_idx"]] + period_effect[data["period_idx"]] + did_term
+        return eta, data
+
+    # joint ward level and change, optionally correlated (LKJ prior)
+    if cfg.ward_corr:
+        sd_dist = pm.HalfNormal.dist(
+            sigma=np.array([cfg.sigma_ward_scale, cfg.sigma_change_scale]), shape=2
+        )
+        chol, corr, stds = pm.LKJCholeskyCov(
+            "ward_chol", n=2, eta=cfg.lkj_eta, sd_dist=sd_dist, compute_corr=True,
+            store_in_trace=False,
+        )
+        sigma_ward = pm.Deterministic("sigma_ward", stds[0])
+        pm.Deterministic("sigma_change", stds[1])
+        pm.Deterministic("ward_corr", corr[0, 1])
+        c10, c11 = chol[1, 0], chol[1, 1]
+    else:
+        sigma_ward = pm.HalfNormal("sigma_ward", cfg.sigma_ward_scale)
+        c11 = pm.HalfNormal("sigma_change", cfg.sigma_change_scale)
+        c10 = pt.zeros(())
+    stds = (sigma_ward, c11)
+    # sequential (Cholesky) form: level, then change given level, each centred or not
+    if centred:
+        ward_level_rv = pm.Normal("ward_level_c", mean_level, stds[0], dims="ward")
+        z_level = (ward_level_rv - mean_level) / stds[0]
+    else:
+        z_level = pm.Normal("ward_level_z", 0.0, 1.0, dims="ward")
+    dev_level = stds[0] * z_level
+    if design.change_parameterization == "centred":
+        # hierarchical centring: the common change (period effect of the first post
+        # period) and the DiD are the *mean* of the ward changes instead of being
+        # added in the likelihood; otherwise precise ward data leave a narrow ridge
+        # between them and every ward change (R-hat 1.2 on the default crime panel)
+        first_post = int(np.flatnonzero(design.period_post == 1)[0])
+        common = period_effect[first_post]
+        change_mean = common + c10 * z_level
+        if not design.event_study:
+            change_mean = change_mean + did * data["ward_treated"]
+        total_change = pm.Normal("ward_change_c", change_mean, c11, dims="ward")
+        dev_change = total_change - change_mean + c10 * z_level
+        period_lik = period_effect - common * pt.as_tensor(design.period_post.astype("float64"))
+        eta = (
+            (mean_level + dev_level)[data["ward_idx"]]
+            + total_change[data["ward_idx"]] * data["post"]
+            + period_lik[data["period_idx"]]
+        )
+        if design.event_study:
+            eta = eta + did_term
+    else:
+        z_change = pm.Normal("ward_change_z", 0.0, 1.0, dims="ward")
+        dev_change = c10 * z_level + c11 * z_change
+        eta = (
+            (mean_level + dev_level)[data["ward_idx"]]
+            + dev_change[data["ward_idx"]] * data["post"]
+            + period_effect[data["period_idx"]]
+            + did_term
+        )
+    dev = pt.stack([dev_level, dev_change], axis=1)
+    pm.Deterministic("ward_effect", dev[:, 0], dims="ward")
+    pm.Deterministic("ward_level", mean_level + dev[:, 0], dims="ward")
+    pm.Deterministic("ward_change", dev[:, 1], dims="ward")
     return eta, data
 
 
@@ -502,6 +674,8 @@ def linear_predictor_draws(posterior, design: Design, *, counterfactual: bool = 
         p["ward_level"].values[..., design.ward_idx]
         + p["period_effect"].values[..., design.period_idx]
     )
+    if "ward_change" in p:
+        eta = eta + p["ward_change"].values[..., design.ward_idx] * design.post
     if "wp_effect" in p:
         eta = eta + p["wp_effect"].values
     if not counterfactual:
@@ -510,6 +684,37 @@ def linear_predictor_draws(posterior, design: Design, *, counterfactual: bool = 
         else:
             eta = eta + p["did"].values[..., None] * design.treated * design.post
     return eta
+
+
+def redraw_ward_change(posterior, design: Design, rng: np.random.Generator) -> np.ndarray:
+    """Linear-predictor shift that swaps each ward's change for a fresh draw.
+
+    Posterior predictive replicates are "mixed": a ward's level is kept, and its
+    change is redrawn from its conditional population distribution given the level,
+    ``N(rho * sigma_change / sigma_ward * ward_effect, sigma_change**2 * (1 - rho**2))``,
+    just as observation-level effects are redrawn.  The between-ward variance check
+    then tests the model's account of how ward spread evolves, rather than
+    reproducing each ward's fitted change.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(chain, draw, obs)`` array to add to :func:`linear_predictor_draws`; zeros
+        when the posterior has no ``ward_change``.
+    """
+    p = posterior
+    shape = p["did"].shape + (design.n_obs,)
+    if "ward_change" not in p:
+        return np.zeros(shape)
+    sw = p["sigma_ward"].values[..., None]
+    sc = p["sigma_change"].values[..., None]
+    rho = p["ward_corr"].values[..., None] if "ward_corr" in p else np.zeros_like(sw)
+    dev = p["ward_effect"].values
+    cond_mean = rho * sc / np.maximum(sw, 1e-12) * dev
+    cond_sd = sc * np.sqrt(np.clip(1.0 - rho**2, 0.0, None))
+    new = cond_mean + cond_sd * rng.standard_normal(dev.shape)
+    old = p["ward_change"].values
+    return (new - old)[..., design.ward_idx] * design.post
 
 
 def design_to_dataset(design: Design):
@@ -543,6 +748,8 @@ def design_to_dataset(design: Design):
         "reference_period": -1 if design.reference_period is None else design.reference_period,
         "synthetic": int(design.synthetic),
         "parameterization": design.parameterization,
+        "change_parameterization": design.change_parameterization,
+        "pair_parameterization": design.pair_parameterization,
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
@@ -582,5 +789,7 @@ def design_from_dataset(ds) -> Design:
         reference_period=None if ref < 0 else ref,
         synthetic=bool(int(ds.attrs.get("synthetic", 0))),
         parameterization=str(ds.attrs.get("parameterization", "centred")),
+        change_parameterization=str(ds.attrs.get("change_parameterization", "centred")),
+        pair_parameterization=str(ds.attrs.get("pair_parameterization", "non_centred")),
         frame=None,
     )

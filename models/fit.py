@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from nbdid.errors import ModelError
-from nbdid.models.design import Design, build_design, design_to_dataset
+from nbdid.models.design import Design, build_design, design_to_dataset, resolve_model_config
 from nbdid.models.sampling import CompiledModelCache, shared_cache
 from nbdid.registry import INDICATORS
 
@@ -157,6 +157,7 @@ def fit_indicator(
         reference_period=model_cfg.reference_period,
         parameterization=model_cfg.parameterization,
     )
+    model_cfg = resolve_model_config(design, model_cfg)
     cache = compiled_cache if compiled_cache is not None else shared_cache()
     was_quiet, cache.quiet = cache.quiet, quiet
     try:
@@ -171,7 +172,9 @@ def fit_indicator(
         synthetic=design.synthetic,
         indicator=indicator,
         family=fam,
-        overdispersion=model_cfg.overdispersion if fam != "price" else "",
+        overdispersion=model_cfg.overdispersion,
+        ward_change=int(model_cfg.ward_change),
+        parameterization=design.parameterization,
         backend=cfg.sampler.backend,
     )
     idata = ppc_replicates(idata, design, seed=cfg.sampler.seed)

@@ -6,11 +6,15 @@ households, working-age population)::
     y[w,t] ~ Poisson(E[w,t] * exp(eta[w,t]))            (overdispersion "none" / "ward_period")
     y[w,t] ~ NegativeBinomial(mu=E[w,t] * exp(eta[w,t]), alpha=1 / sigma_od**2)   ("negbin")
     eta[w,t] = intercept + period_effect[t] + group_effect * nbi[w]
-               + did * nbi[w] * post[t] + ward_effect[w] (+ pair_effect[pair[w]])
+               + did * nbi[w] * post[t] + ward_effect[w] + ward_change[w] * post[t]
+               (+ pair_effect[pair[w]])
                (+ wp_effect[w,t] = sigma_wp * wp_z[w,t]   for "ward_period")
 
 ``did`` is the interaction on the log-rate scale (``exp(did)`` is the rate ratio for a
-typical ward).  ``sigma_od`` is the coefficient of variation of the negative binomial's
+typical ward).  ``ward_change`` (on by default) is each ward's own change after the
+initiative (see :func:`nbdid.models.design.add_did_terms`); with two periods it already
+gives every ward-period its own effect, so ``overdispersion = "auto"`` is ``"none"``
+there and ``"negbin"`` for longer panels.  ``sigma_od`` is the coefficient of variation of the negative binomial's
 gamma mixing, so its prior scale (``sigma_wp_scale``) means the same as ``sigma_wp``'s.
 """
 
@@ -18,7 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nbdid.models.design import Design, add_did_terms, linear_predictor_draws
+from nbdid.models.design import (
+    Design,
+    add_did_terms,
+    linear_predictor_draws,
+    redraw_ward_change,
+    resolve_model_config,
+)
 
 LINK = "log"
 RATIO_SCALE = "rate_ratio"
@@ -28,6 +38,7 @@ def build_model(design: Design, cfg):
     """Build the PyMC model for ``design`` with the prior scales of ``cfg`` (ModelConfig)."""
     import pymc as pm
 
+    cfg = resolve_model_config(design, cfg)
     with pm.Model(coords=design.coords) as model:
         eta, data = add_did_terms(design, cfg)
         if cfg.overdispersion == "ward_period":
@@ -52,7 +63,7 @@ def expected(posterior, design: Design, *, counterfactual: bool = False) -> np.n
 
 def replicate(posterior, design: Design, rng: np.random.Generator) -> np.ndarray:
     """Replicated counts ``(chain, draw, obs)`` (observation-level effects redrawn)."""
-    eta = linear_predictor_draws(posterior, design)
+    eta = linear_predictor_draws(posterior, design) + redraw_ward_change(posterior, design, rng)
     if "wp_effect" in posterior:
         sig = posterior["sigma_wp"].values[..., None]
         eta = eta - posterior["wp_effect"].values + sig * rng.standard_normal(eta.shape)

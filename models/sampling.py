@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nbdid.errors import ModelError
-from nbdid.models.design import Design, link_centre
+from nbdid.models.design import Design, link_centre, resolve_model_config
 
 
 def family_module(family: str) -> ModuleType:
@@ -48,15 +48,22 @@ def structure_key(design: Design, model_cfg) -> tuple:
         design.pair_effects,
         design.event_study,
         design.reference_period,
+        tuple(int(x) for x in design.period_post),
         design.parameterization,
-        model_cfg.overdispersion if design.family != "price" else None,
+        design.change_parameterization,
+        design.pair_parameterization,
+        model_cfg.ward_change,
+        model_cfg.ward_corr,
+        resolve_model_config(design, model_cfg).overdispersion,
         model_cfg.price_likelihood if design.family == "price" else None,
         model_cfg.intercept_sd,
         model_cfg.effect_sd,
         model_cfg.did_sd,
         model_cfg.sigma_ward_scale,
+        model_cfg.sigma_change_scale,
         model_cfg.sigma_pair_scale,
         model_cfg.sigma_wp_scale,
+        model_cfg.lkj_eta,
         design.shape_key(),
     )
 
@@ -93,6 +100,7 @@ class CompiledModelCache:
 
     def model_for(self, design: Design, model_cfg):
         """The (cached) PyMC model for ``design``'s structure, with ``design``'s data set."""
+        model_cfg = resolve_model_config(design, model_cfg)
         key = structure_key(design, model_cfg)
         entry = self._entries.get(key)
         if entry is None:

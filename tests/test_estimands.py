@@ -37,7 +37,8 @@ def _hand_values(panel: pd.DataFrame, post, family: str, counterfactual: bool) -
     wl = draws["ward_level"].sel(ward=panel["ward"].to_numpy()).values.T  # (S, rows)
     labels = panel["period_label"].astype(str).to_numpy()
     pe = draws["period_effect"].sel(period=labels).values.T
-    eta = wl + pe
+    wc = draws["ward_change"].sel(ward=panel["ward"].to_numpy()).values.T
+    eta = wl + pe + wc * panel["post"].to_numpy()
     if not counterfactual:
         t = (panel["group"] == "nbi").to_numpy() & (panel["post"] == 1).to_numpy()
         eta = eta + draws["did"].values[:, None] * t
