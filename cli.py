@@ -26,6 +26,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nbdid.data_prep.commands",  # data, ingest
     "nbdid.analysis.commands",  # replicate
     "nbdid.models.commands",  # fit
+    "nbdid.analysis.compare_commands",  # compare
+    "nbdid.analysis.match_commands",  # match
+    "nbdid.analysis.sensitivity_commands",  # sensitivity
 )
 
 

@@ -14,9 +14,14 @@ embedded synthetic default unless the config names one), and writes:
     the InferenceData of each fit (config, data hash, seed, versions in its attributes);
 ``figures/``
     ``forest.png``/``.svg`` (posterior DiDs with the report's intervals),
-    ``trajectory_KEY.png`` (the report's Charts 1-7 redone) and ``diagnostics.png``;
+    ``trajectory_KEY.png`` (the report's Charts 1-7 redone), ``diagnostics.png`` and
+    ``tipping_bayes.png``/``.svg`` (the published DiDs against ward-to-ward variation);
 ``replication/``
-    the output of ``nbdid replicate``;
+    the tables of ``nbdid replicate``;
+``concordance.csv``, ``concordance_summary.csv``, ``concordance_groups.csv``
+    the report's pooled method recomputed from the panel, a ward-clustered GLM,
+    randomization inference and a paired t-test beside the posterior (see
+    ``nbdid compare``), with ``figures/concordance.png``/``.svg``;
 ``run_info.json``
     provenance of the run.
 """
@@ -67,14 +72,18 @@ def _progress(msg: str) -> None:
 
 def output_names(indicators: tuple[str, ...]) -> list[str]:
     """Every file ``nbdid run`` writes, relative to the output folder."""
-    from nbdid.analysis.commands import REPLICATE_FILES
+    from nbdid.analysis.commands import REPLICATE_FIGURES, REPLICATE_TABLES
 
-    names = [f"replication/{n}" for n in REPLICATE_FILES]
+    names = [f"replication/{n}" for n in REPLICATE_TABLES]
+    names += [f"figures/{n}" for n in REPLICATE_FIGURES]
     names += ["comparison.csv", "summary.csv", "trajectories.csv", "diagnostics.csv",
               "run_info.json", "figures/forest.png", "figures/forest.svg",
               "figures/diagnostics.png"]
     names += [f"posteriors/{k}.nc" for k in indicators]
     names += [f"figures/trajectory_{k}.png" for k in indicators]
+    from nbdid.analysis.compare_commands import CONCORDANCE_FILES
+
+    names += list(CONCORDANCE_FILES)  # frequentist analyses beside the posterior
     return names
 
 
@@ -82,7 +91,7 @@ def run_main(args: argparse.Namespace) -> int:
     """Handler of ``nbdid run``."""
     import pandas as pd
 
-    from nbdid.analysis.commands import format_report, replicate
+    from nbdid.analysis.commands import format_report, replicate, write_replication_figures
     from nbdid.analysis.comparison import compare, forest_data
     from nbdid.data_prep.published import load_report_values
     from nbdid.errors import InputError, ModelError
@@ -122,6 +131,7 @@ def run_main(args: argparse.Namespace) -> int:
     tables = replicate(indicators)
     for name, df in tables.items():
         write_csv(df, out / "replication" / name)
+    write_replication_figures(tables, out / "figures")
     _progress("[replication] Table 1 and B tables recomputed from the published values")
 
     # 2. one hierarchical model per indicator; compiled once per structure
@@ -174,6 +184,18 @@ def run_main(args: argparse.Namespace) -> int:
         fig = plot_diagnostics(diag, synthetic=synthetic)
         write_figure(fig, out / "figures" / "diagnostics.png")
 
+    # 3b. concordance: the report's pooled method, a clustered GLM, randomization
+    # inference and a paired t-test on the same panel, beside the fits made above
+    from nbdid.analysis.compare_commands import write_concordance
+
+    _, conc_summary, _ = write_concordance(
+        out, panel, indicators, summaries=summaries,
+        posterior_notes={k: f"not computed: the Bayesian model cannot be fitted: {m}"
+                         for k, m in failures.items()},
+        draws=cfg.frequentist.ri_draws, seed=cfg.frequentist.ri_seed,
+    )
+    _progress("[concordance] frequentist analyses beside the posterior written")
+
     info = {
         "panel": source,
         "panel_sha256": hash_frame(panel),
@@ -195,6 +217,10 @@ def run_main(args: argparse.Namespace) -> int:
         if synthetic:
             print(f"*** {SYNTHETIC_NOTICE} ***")
         print(format_comparison(comp))
+    from nbdid.analysis.concordance import format_summary
+
+    print("")
+    print(format_summary(conc_summary))
     print("")
     print(f"Results in {Path(out)}/ (finished in {info['seconds']:.0f} s):")
     print("  comparison.csv            report vs posterior, one row per indicator")
@@ -202,8 +228,10 @@ def run_main(args: argparse.Namespace) -> int:
     print("  trajectories.csv          posterior group values per period")
     print("  diagnostics.csv           R-hat, ESS, divergences, BFMI, PPC and the gate")
     print("  posteriors/KEY.nc         InferenceData per indicator (open with arviz.from_netcdf)")
-    print("  figures/                  forest.png/.svg, trajectory_KEY.png, diagnostics.png")
+    print("  figures/                  forest.png/.svg, trajectory_KEY.png, diagnostics.png,")
+    print("                            tipping_bayes.png/.svg (published DiDs vs ward variation)")
     print("  replication/              the report's method recomputed (see 'nbdid replicate')")
+    print("  concordance*.csv          frequentist methods beside the posterior (figures/concordance.png)")
     if failures:
         for key, msg in failures.items():
             print(f"nbdid run: error: {key}: {msg}", file=sys.stderr)

@@ -10,14 +10,23 @@ import pandas as pd
 
 from nbdid.outputs import prepare_out_dir, write_csv
 
-REPLICATE_FILES: tuple[str, ...] = (
+REPLICATE_TABLES: tuple[str, ...] = (
     "table1.csv",
     "b_tables.csv",
     "discrepancies.csv",
     "implied_denominators.csv",
     "denominator_consistency.csv",
     "tipping_points.csv",
+    "tipping_bayes.csv",
+    "tipping_bayes_curve.csv",
 )
+"""The tables of :func:`replicate` (``nbdid run`` writes them under ``replication/``)."""
+
+REPLICATE_FIGURES: tuple[str, ...] = ("tipping_bayes.png", "tipping_bayes.svg")
+"""The figures of :func:`replication_figures` (``nbdid run`` writes them under ``figures/``)."""
+
+REPLICATE_FILES: tuple[str, ...] = REPLICATE_TABLES + REPLICATE_FIGURES
+"""Every file ``nbdid replicate`` writes into its output folder."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Recompute Table 1 and the B tables of Everybody Needs Good Neighbourhoods 2 from "
             "the published values and 95%% CI half-widths alone, list the report's internal "
-            "discrepancies, the denominators its intervals imply, and the tipping point of "
-            "each finding."
+            "discrepancies, the denominators its intervals imply, the tipping point of "
+            "each finding, and what the published numbers support once wards may differ in "
+            "their change (a Bayesian tipping point with a prior measured from real data)."
         ),
     )
     p.add_argument("--out", default="nbdid-results/replication", help="output folder (default: %(default)s)")
@@ -46,6 +56,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="wards per group for the tipping point (default: %(default)s)",
     )
+    p.add_argument(
+        "--pair-correlation",
+        type=float,
+        default=0.0,
+        metavar="RHO",
+        help="correlation of matched partners' ward-specific changes in the Bayesian tipping "
+        "point (default: %(default)s)",
+    )
+    p.add_argument(
+        "--tau-prior",
+        choices=("halfnormal", "lognormal"),
+        default="halfnormal",
+        help="prior of the between-ward SD of change, scaled by the measured value "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--tau-scale-factor",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply the measured prior scales by F, e.g. 0.5 if the study wards vary half "
+        "as much as all MSOAs (default: %(default)s)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing results")
     p.set_defaults(func=run_replicate)
 
@@ -59,9 +92,21 @@ def _mark(x: bool) -> str:
     return "✓" if x else "×"
 
 
-def replicate(indicators: tuple[str, ...] | None = None, wards_per_group: int = 29) -> dict[str, pd.DataFrame]:
-    """All replication tables, keyed by output file name (pure; nothing is written)."""
-    from nbdid.analysis import forensics, replication, tipping
+def replicate(
+    indicators: tuple[str, ...] | None = None,
+    wards_per_group: int = 29,
+    *,
+    pair_correlation: float = 0.0,
+    tau_prior: str = "halfnormal",
+    tau_scale_factor: float = 1.0,
+) -> dict[str, pd.DataFrame]:
+    """All replication tables, keyed by output file name (pure; nothing is written).
+
+    ``pair_correlation``, ``tau_prior`` and ``tau_scale_factor`` are passed to
+    :func:`nbdid.analysis.tipping_bayes.tipping_bayes` (``tipping_bayes.csv`` and
+    ``tipping_bayes_curve.csv``).
+    """
+    from nbdid.analysis import forensics, replication, tipping, tipping_bayes
     from nbdid.registry import resolve_indicators
 
     keys = [i.key for i in resolve_indicators(indicators)]
@@ -77,6 +122,13 @@ def replicate(indicators: tuple[str, ...] | None = None, wards_per_group: int = 
         "denominator_consistency.csv": forensics.denominator_consistency(),
         "tipping_points.csv": tipping.tipping_points(n_per_group=wards_per_group),
     }
+    bayes_kw = dict(
+        n_per_group=wards_per_group, pair_correlation=pair_correlation, prior=tau_prior,
+        scale_factor=tau_scale_factor,
+    )
+    tb = tipping_bayes.tipping_bayes(**bayes_kw)
+    tables["tipping_bayes.csv"] = tb
+    tables["tipping_bayes_curve.csv"] = tipping_bayes.tipping_bayes_curve(summary=tb, **bayes_kw)
     out = {}
     for name, df in tables.items():
         if name == "denominator_consistency.csv":
@@ -149,17 +201,53 @@ def format_report(tables: dict[str, pd.DataFrame]) -> str:
     )
     for r in tp.itertuples():
         lines.append(f"  {r.indicator:<22} {r.interpretation}")
+    if "tipping_bayes.csv" in tables:
+        from nbdid.analysis.tipping_bayes import format_tipping_bayes
+
+        lines.append("")
+        lines.append(format_tipping_bayes(tables["tipping_bayes.csv"]))
     return "\n".join(lines)
+
+
+def replication_figures(tables: dict[str, pd.DataFrame]) -> dict[str, object]:
+    """The replication's figures keyed by file name (:data:`REPLICATE_FIGURES`)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from nbdid.figures import plot_tipping_bayes
+
+    curve = tables["tipping_bayes_curve.csv"]
+    if curve.empty:
+        return {}
+    fig = plot_tipping_bayes(curve)
+    return {name: fig for name in REPLICATE_FIGURES}
+
+
+def write_replication_figures(tables: dict[str, pd.DataFrame], folder: Path) -> list[str]:
+    """Draw and write :data:`REPLICATE_FIGURES` into ``folder``; returns the names written."""
+    from nbdid.outputs import write_figure
+
+    figs = replication_figures(tables)
+    for name, fig in figs.items():
+        write_figure(fig, Path(folder) / name)
+    return list(figs)
 
 
 def run_replicate(args: argparse.Namespace) -> int:
     """Handler of ``nbdid replicate``."""
     # compute first: bad options fail before anything touches the output folder
-    tables = replicate(tuple(args.indicator or ()), args.wards_per_group)
+    tables = replicate(
+        tuple(args.indicator or ()), args.wards_per_group,
+        pair_correlation=args.pair_correlation, tau_prior=args.tau_prior,
+        tau_scale_factor=args.tau_scale_factor,
+    )
     out = prepare_out_dir(args.out, REPLICATE_FILES, force=args.force)
     print(format_report(tables))
     for name, df in tables.items():
         write_csv(df, out / name)
+    figures = write_replication_figures(tables, out)
     print("")
     print(f"Wrote {len(tables)} tables to {Path(out)}/: " + ", ".join(tables))
+    if figures:
+        print(f"Wrote the figure {', '.join(figures)} (posterior DiD against ward-to-ward variation)")
     return 0
