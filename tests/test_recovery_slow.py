@@ -49,7 +49,9 @@ def test_coverage_and_bias(family):
     print(f"\n{family}: 90% coverage of did (link) {cov_link:.2f}, of population-averaged "
           f"did {cov_unit:.2f}; bias {bias:+.4f} (link); mean 90% width {np.mean(widths):.3f}; "
           f"{N_PANELS} panels; compiles {cache.compile_count}")
-    assert cache.compile_count == 1
+    # one compilation per model structure (the automatic parameterisation of levels,
+    # changes and pairs can differ between panels), never one per fit
+    assert cache.compile_count == len(cache) <= 8
     # binomial sampling sd of a 90% coverage over 50 panels is 0.042
     assert 0.78 <= cov_link <= 1.0
     assert 0.78 <= cov_unit <= 1.0
