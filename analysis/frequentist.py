@@ -47,6 +47,9 @@ from scipy import special, stats
 
 from nbdid.config import FrequentistConfig
 from nbdid.errors import InputError
+from nbdid.models import binomial as _binomial
+from nbdid.models import poisson as _poisson
+from nbdid.models import price as _price
 from nbdid.registry import INDICATORS
 
 Z95 = 1.96
@@ -77,7 +80,11 @@ METHOD_LABELS: dict[str, str] = {
     "bayes": "Bayesian hierarchical model",
 }
 
-RATIO_SCALES = {"binomial": "odds_ratio", "poisson": "rate_ratio", "price": "price_ratio"}
+RATIO_SCALES = {
+    family: module.RATIO_SCALE
+    for family, module in (("binomial", _binomial), ("poisson", _poisson), ("price", _price))
+}
+"""The ratio scale of each family, as the Bayesian models name it."""
 
 ESTIMANDS = {
     "additive": "difference in pooled changes (NBI change minus benchmark change)",

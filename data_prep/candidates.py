@@ -53,7 +53,6 @@ True
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from functools import cache
 from os import PathLike
@@ -65,7 +64,9 @@ from scipy import special, stats
 
 from nbdid.config import CandidatePoolConfig
 from nbdid.data_prep.imd import MOST_DEPRIVED_DECILE_MAX_RANK, N_LSOA_ENGLAND
+from nbdid.data_prep.synthetic import component_rng
 from nbdid.errors import InputError
+from nbdid.models.design import link_values
 from nbdid.registry import INDICATORS
 
 COVARIATE_COLUMNS: tuple[str, ...] = (
@@ -224,20 +225,11 @@ def panel_with_sets(panel: pd.DataFrame, sets: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _rng(seed: int, *keys: str | int) -> np.random.Generator:
-    words = [int(seed)]
-    for k in keys:
-        words.append(int.from_bytes(hashlib.sha256(str(k).encode()).digest()[:4], "little"))
-    return np.random.default_rng(np.random.SeedSequence(words))
-
-
 def _link(rows: pd.DataFrame, family: str) -> np.ndarray:
     """Empirical link-scale value of each row (smoothed for zero counts)."""
     if family == "price":
-        return rows["mean_log_price"].astype(float).to_numpy()
-    c = rows["count"].astype(float).to_numpy() + 0.5
-    e = rows["exposure"].astype(float).to_numpy() + 1.0
-    return np.log(c / (e - c)) if family == "binomial" else np.log(c / e)
+        return link_values(family, mean_log_price=rows["mean_log_price"].to_numpy())
+    return link_values(family, count=rows["count"].to_numpy(), exposure=rows["exposure"].to_numpy())
 
 
 def _wide(panel: pd.DataFrame, key: str, period: int, wards: list[str], col: str) -> np.ndarray:
@@ -286,12 +278,12 @@ def _candidate_rows(study: pd.DataFrame, z_study: pd.Series, z: np.ndarray, ids:
     wards = list(z_study.index)
     bench = study.drop_duplicates("ward").set_index("ward")["group"].reindex(wards) == "benchmark"
     zs = z_study.to_numpy()
-    rng = _rng(cfg.seed, "donors")
+    rng = component_rng(cfg.seed, "donors")
     donor = np.array(wards)[rng.integers(0, len(wards), n)]
     size = np.exp(cfg.size_sd * rng.standard_normal(n))
     frames = []
     for key, ind in INDICATORS.items():
-        r = _rng(cfg.seed, "outcome", key)
+        r = component_rng(cfg.seed, "outcome", key)
         labels = study[study["indicator"] == key].groupby("period")["period_label"].first()
         y = {}
         for period in labels.index:
@@ -359,13 +351,13 @@ def generate_candidate_pool(config: CandidatePoolConfig | None = None) -> Candid
 
     n = cfg.n_candidates
     ids = [f"SYN-C{i:03d}" if n < 1000 else f"SYN-C{i:05d}" for i in range(1, n + 1)]
-    rng = _rng(cfg.seed, "candidates")
+    rng = component_rng(cfg.seed, "candidates")
     z = cfg.pool_mean + cfg.pool_sd * rng.standard_normal(n)
     las = sorted(LA_INFO)
     la = np.array(las)[rng.integers(0, len(las), n)]
     changed = rng.random(n) < cfg.boundary_change_share
 
-    imd_rng = _rng(cfg.seed, "imd")
+    imd_rng = component_rng(cfg.seed, "imd")
     rank_s, dec_s = _imd_covariates(z_study.to_numpy(), imd_rng, cfg)
     rank_c, dec_c = _imd_covariates(z, imd_rng, cfg)
 

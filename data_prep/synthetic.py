@@ -79,7 +79,7 @@ def wards() -> pd.DataFrame:
     return w[["ward", "ward_name", "la", "group", "pair"]].reset_index(drop=True)
 
 
-def _rng(seed: int, *keys: str | int) -> np.random.Generator:
+def component_rng(seed: int, *keys: str | int) -> np.random.Generator:
     """An independent, reproducible stream for one component (seed + names)."""
     words = [int(seed)]
     for k in keys:
@@ -222,7 +222,7 @@ def _ward_effects(rng: np.random.Generator, w: pd.DataFrame, sd: float, corr: fl
 
 def _denominators(cfg: GeneratorConfig, w: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     """Integer ward denominators per (denominator key, period label), calibrated per group."""
-    rng = _rng(cfg.seed, "denominators")
+    rng = component_rng(cfg.seed, "denominators")
     sigma = np.sqrt(np.log1p(cfg.population_cv**2))
     pop_base = np.exp(sigma * rng.standard_normal(len(w)) - sigma**2 / 2)
     growth = 0.05 * rng.standard_normal(len(w))  # ward-specific drift between periods
@@ -276,7 +276,7 @@ def _calibrate_counts(ind: Indicator, raw: np.ndarray, exposure: np.ndarray, tot
 
 
 def _count_rows(cfg: GeneratorConfig, ind: Indicator, w: pd.DataFrame, denoms, rv) -> list[dict]:
-    rng = _rng(cfg.seed, ind.key)
+    rng = component_rng(cfg.seed, ind.key)
     if ind.family == "binomial":
         sd, change_sd, od = cfg.ward_sd_logit, cfg.change_sd_logit, cfg.overdispersion_logit
     else:
@@ -318,7 +318,7 @@ def price_transactions(cfg: GeneratorConfig, w: pd.DataFrame, denoms, rv,
     Calibration keeps the log prices' ordering and shape: ``log p' = m + k (log p - m)
     + c`` with ``k`` (close to 1) matching the standard deviation and ``c`` the mean.
     """
-    rng = _rng(cfg.seed, ind.key)
+    rng = component_rng(cfg.seed, ind.key)
     u = _ward_effects(rng, w, cfg.price_ward_sd, cfg.pair_corr)
     change = _ward_effects(rng, w, cfg.price_change_sd, cfg.pair_corr)
     households = denoms[("households", sorted({lab for _, lab in denoms if _ == "households"})[0])]
@@ -336,7 +336,7 @@ def price_transactions(cfg: GeneratorConfig, w: pd.DataFrame, denoms, rv,
             # N from the theoretical SD, then once more from the SD of the draws; the
             # final SD is matched exactly by the shape-preserving rescaling below
             for attempt in range(2):
-                sub = _rng(cfg.seed, ind.key, grp, period, attempt)
+                sub = component_rng(cfg.seed, ind.key, grp, period, attempt)
                 n_w = 1 + sub.multinomial(n_total - len(mask), act / act.sum())
                 ward_of = np.repeat(np.arange(len(mask)), n_w)
                 lp = mu[ward_of] + cfg.price_within_sd * sub.standard_normal(n_total)

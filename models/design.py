@@ -370,13 +370,19 @@ def sampling_variance(design: Design) -> np.ndarray:
     return 1.0 / (y + 0.5) + 1.0 / (design.exposure.astype(float) - y + 0.5)
 
 
+def link_values(family: str, *, count=None, exposure=None, mean_log_price=None) -> np.ndarray:
+    """Empirical link values: log rates, logits or mean log prices (smoothed for zeros)."""
+    if family == "price":
+        return np.asarray(mean_log_price, dtype=float)
+    y = np.asarray(count, dtype=float) + 0.5
+    e = np.asarray(exposure, dtype=float) + 1.0
+    return np.log(y / e) if family == "poisson" else np.log(y / (e - y))
+
+
 def empirical_link(design: Design) -> np.ndarray:
     """Each observation's empirical link value (log rate, logit, mean log price)."""
-    if design.family == "price":
-        return design.mean_log_price.astype(float)
-    y = design.count.astype(float) + 0.5
-    e = design.exposure.astype(float) + 1.0
-    return np.log(y / e) if design.family == "poisson" else np.log(y / (e - y))
+    return link_values(design.family, count=design.count, exposure=design.exposure,
+                       mean_log_price=design.mean_log_price)
 
 
 def variance_components(design: Design) -> dict[str, float]:
