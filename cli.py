@@ -11,9 +11,12 @@ stderr with a non-zero exit status and no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import NoReturn
@@ -58,20 +61,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def ignore_environment_notices() -> None:
+    """Silence PyTensor's notice that it found no BLAS library (pip installs).
+
+    nbdid's models use no matrix products (gathers and elementwise operations), and
+    the default sampler (nutpie) runs on numba, not on PyTensor's C code, so the
+    notice ("operations that might benefit from BLAS will be severely degraded") does
+    not apply.  Call inside a ``warnings.catch_warnings()`` block.
+    """
+    warnings.filterwarnings(
+        "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
+    )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: unwinds like Ctrl-C, so clean-up code (temporary files,
+    worker processes) runs before the command exits with status 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nbdid`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_unwinds():
             # library chatter (arviz refactor notice, numba) is not the user's business
             if not os.environ.get("NBDID_SHOW_WARNINGS"):
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
+                ignore_environment_notices()
             return int(args.func(args) or 0)
     except NbdidError as err:
         print(f"nbdid {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Terminated:
+        print(f"nbdid {args.command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"nbdid {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -111,11 +111,12 @@ class ModelConfig:
     reference_period
         Period label used as the event-study reference (default: last pre period).
     parameterization
-        Ward effects ``"centred"`` (best when each ward's data pin its level down,
-        e.g. thousands of trials), ``"non_centred"`` (best when ward-to-ward variation
-        is small next to the noise of a ward's own values) or ``"auto"`` (default:
-        chosen per indicator from a moment estimate of the two, see
-        ``docs/models.md``).  Pair effects are always non-centred.
+        Ward levels, ward changes and pair effects ``"centred"`` (best when the data
+        pin each one down, e.g. thousands of trials per ward), ``"non_centred"``
+        (best when their spread is small next to the noise of the data that inform
+        them) or ``"auto"`` (default: chosen per component and indicator from moment
+        estimates of the two, see ``docs/models.md``).  ``fit_indicator`` and
+        ``build_design`` also take a dict of forms per component.
     intercept_sd, effect_sd, did_sd, sigma_ward_scale, sigma_change_scale,
     sigma_pair_scale, sigma_wp_scale
         Prior scales on the link scale (logit, log rate or log price): normal priors

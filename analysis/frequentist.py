@@ -578,6 +578,28 @@ def complete_pairs(data: IndicatorData) -> tuple[np.ndarray, pd.DataFrame]:
     return np.asarray(ok, dtype=int), w.reset_index(drop=True)
 
 
+def incomplete_pairs(data: IndicatorData) -> list[int]:
+    """Pairs in the panel that :func:`complete_pairs` leaves out.
+
+    A pair is incomplete when a ward lacks the pre or the post period, or the pair
+    lacks its NBI or its benchmark ward (or has more than one of either).
+    """
+    w = data.wards
+    if w["pair"].isna().all():
+        return []
+    present = {int(x) for x in w["pair"].dropna().unique()}
+    return sorted(present - {int(x) for x in complete_pairs(data)[0]})
+
+
+def _note_incomplete(row: dict, data: IndicatorData) -> dict:
+    left_out = incomplete_pairs(data)
+    if left_out:
+        shown = ", ".join(str(p) for p in left_out[:10]) + (" ..." if len(left_out) > 10 else "")
+        _add_note(row, f"{len(left_out)} incomplete pair(s) left out (pair {shown}): a ward "
+                       "lacks a period or the pair lacks one of its wards")
+    return row
+
+
 def _pair_arrays(data: IndicatorData, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     """Arrays of shape (P, 2 wards [benchmark, nbi], 2 posts) of each total."""
     p = len(rows) // 4
@@ -721,7 +743,7 @@ def randomization(
     scale, every NBI ward in the post period) that the test does not reject at 5%; the
     own-unit interval maps it through :func:`unit_effect`.
     """
-    row = _base_row(data, "randomization", "population_averaged")
+    row = _note_incomplete(_base_row(data, "randomization", "population_averaged"), data)
     pairs, rows = complete_pairs(data)
     if len(pairs) == 0:
         return _add_note(row, "not computed: the panel has no complete matched pairs")
@@ -805,7 +827,7 @@ def paired_t(data: IndicatorData, *, alpha: float = ALPHA) -> dict:
     minus its benchmark's change, unweighted over pairs); the ratio is ``exp`` of the
     mean pair difference in log change with its own t interval.
     """
-    row = _base_row(data, "paired_t", "paired")
+    row = _note_incomplete(_base_row(data, "paired_t", "paired"), data)
     d = pair_differences(data)
     if len(d) == 0:
         return _add_note(row, "not computed: the panel has no complete matched pairs")

@@ -35,8 +35,14 @@ Distance = Literal["euclidean", "mahalanobis", "propensity"]
 Method = Literal["greedy", "optimal"]
 LeaveOneOut = Literal["none", "main", "all"]
 
-SWEEP_SAMPLER = SamplerConfig(draws=500, tune=500, chains=2)
-"""Sweep-sized sampler defaults (``[sweep.sampler]`` overrides them)."""
+SWEEP_SAMPLER = SamplerConfig(draws=1000, tune=500, chains=4)
+"""Sweep-sized sampler defaults (``[sweep.sampler]`` overrides them).
+
+4 chains x 1,000 draws after 500 tuning steps: half the main job's draws, and on the
+synthetic default 12 of 14 indicator fits (two seeds) pass the gate, against 0 of 14
+with 2 chains x 500 draws (R-hat 1.01-1.02 from two short chains).  A warm refit's
+fixed costs (gate diagnostics, estimands) dominate, so this costs about 1.5x the time of
+the light sampler, not 4x."""
 
 PRIOR_SCALE_FIELDS_EXTRA: tuple[str, ...] = ("effect_sd", "did_sd")
 """ModelConfig fields that ``prior_scale`` multiplies, besides every ``sigma_*_scale``."""

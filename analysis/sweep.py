@@ -62,6 +62,11 @@ COMPILE_COST_SPECS = 4
 
 SPEC_DIR = "specs"
 
+FIT_REVISION = 2
+"""Part of every specification id: bump it when a change to the models or the sweep
+changes a specification's numbers, so that resuming never reuses stale files
+(2: forms chosen per specification instead of once per sweep)."""
+
 
 # ----------------------------------------------------------------------------------------
 # the pure per-specification function
@@ -81,8 +86,9 @@ class SpecTask:
     panel
         The specification's panel (``None`` when it could not be built: ``error``).
     parameterization
-        Ward parameterisation per indicator (fixed across the sweep, see
-        ``docs/sensitivity.md``).
+        Per indicator, the centred/non-centred form of ward levels, ward changes and
+        pair effects, chosen on this specification's own design (see
+        :func:`specification_forms`).
     signature
         Model structure + design sizes (specifications with equal signatures share
         compiled models).
@@ -96,7 +102,7 @@ class SpecTask:
     sampler: SamplerConfig
     model: ModelConfig
     diagnostics: DiagnosticsConfig
-    parameterization: dict[str, str]
+    parameterization: dict[str, dict[str, str]]
     seed: int
     n_pairs: int = 0
     n_wards: int = 0
@@ -145,6 +151,7 @@ def fit_spec(task: SpecTask) -> pd.DataFrame:
     import warnings
 
     from nbdid.analysis.comparison import unit_did_row
+    from nbdid.cli import ignore_environment_notices
     from nbdid.config import RunConfig
     from nbdid.models.fit import fit_indicator
 
@@ -153,9 +160,7 @@ def fit_spec(task: SpecTask) -> pd.DataFrame:
         return pd.DataFrame([_row(task, k) for k in task.indicators])
     for key in task.indicators:
         t0 = time.perf_counter()
-        model = dataclasses.replace(
-            task.model, parameterization=task.parameterization.get(key, task.model.parameterization)
-        )
+        model = task.model
         cfg = RunConfig(
             indicators=(key,),
             sampler=dataclasses.replace(task.sampler, seed=derived_seed(task.seed, task.spec_id, key)),
@@ -165,8 +170,10 @@ def fit_spec(task: SpecTask) -> pd.DataFrame:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
+                ignore_environment_notices()
                 res = fit_indicator(task.panel, key, config=cfg, compiled_cache=worker_cache(),
-                                    validate=False)
+                                    validate=False,
+                                    parameterization=task.parameterization.get(key))
             u = unit_did_row(res.summary)
             rows.append(_row(task, key, estimate=float(u["mean"]), lower=float(u["q2.5"]),
                              upper=float(u["q97.5"]), prob_benefit=float(u["prob_benefit"]),
@@ -280,7 +287,25 @@ def _run_local(lanes: list[list[SpecTask]], on_done: Callable[[SpecTask, pd.Data
         raise
     finally:
         for pool in pools:
+            if interrupted:
+                _terminate_workers(pool)
             pool.shutdown(wait=not interrupted, cancel_futures=True)
+
+
+def _terminate_workers(pool: Any) -> None:
+    """Stop a process pool's workers now, not after their current fit.
+
+    Interrupted sweeps lose nothing: finished specifications are already on disk, and
+    a worker writes nothing itself (its rows are written atomically by the parent).
+    """
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.join(timeout=5)
 
 
 def _run_dask(lanes: list[list[SpecTask]], on_done, scheduler: Any) -> None:
@@ -399,31 +424,34 @@ def _check_against_pool(cfg: SweepConfig, pool) -> tuple[str, ...]:
     return tuple(bal)
 
 
-def _parameterizations(pool, cfg: SweepConfig, pair_effects: bool) -> dict[str, str]:
-    """Ward parameterisation per indicator, resolved once on the study design."""
+def specification_forms(panel: pd.DataFrame | None, cfg: SweepConfig, model: ModelConfig
+                        ) -> dict[str, dict[str, str]]:
+    """Centred/non-centred forms per indicator for one specification's design.
+
+    With ``parameterization = "auto"`` each indicator's forms are chosen on the
+    specification's own panel (:func:`nbdid.models.design.choose_parameterization`), as
+    ``nbdid fit`` would: a re-matched design can need other forms than the report's
+    pairs (closer pairs make pair effects larger against ward effects).  The forms
+    are part of the task signature, so specifications with equal forms and shapes
+    still share one compiled model.
+    """
     from nbdid.models.design import build_design
     from nbdid.models.fit import resolve_family
 
-    base = cfg.sweep.model.parameterization
-    if base != "auto":
-        return {k: base for k in cfg.sweep.indicator_keys}
-    from nbdid.data_prep.candidates import published_sets
-
-    sets = published_sets(pool.covariates)
-    if len(sets) >= 2:
-        from nbdid.data_prep.candidates import panel_with_sets
-
-        panel = panel_with_sets(pool.panel, sets)
-    else:
-        panel = pool.panel
-        pair_effects = False
-    out = {}
+    out: dict[str, dict[str, str]] = {}
+    if panel is None:
+        return out
     for key in cfg.sweep.indicator_keys:
         fam, _ = resolve_family(key, None)
         try:
-            out[key] = build_design(panel, key, fam, pair_effects=pair_effects).parameterization
+            d = build_design(panel, key, fam, pair_effects=model.pair_effects,
+                             event_study=model.event_study,
+                             reference_period=model.reference_period,
+                             parameterization=model.parameterization)
         except NbdidError:
-            out[key] = "non_centred"
+            continue  # the fit reports the error
+        out[key] = {"level": d.parameterization, "change": d.change_parameterization,
+                    "pair": d.pair_parameterization}
     return out
 
 
@@ -448,28 +476,27 @@ def build_tasks(cfg: SweepConfig, pool) -> tuple[list[Spec], list[SpecTask], str
     specs = expand_specs(cfg, pairs=pairs, has_published=has_pub)
     data_hash = hash_frame(pool.panel) + hash_frame(pool.covariates)
     context = json.dumps({
+        "fit_revision": FIT_REVISION,
         "data": data_hash, "indicators": list(s.indicator_keys),
         "sampler": dataclasses.asdict(s.sampler), "model": dataclasses.asdict(s.model),
         "diagnostics": dataclasses.asdict(s.diagnostics), "seed": s.seed, "balance": list(bal),
     }, sort_keys=True, default=str)
     keys = model_keys(cfg)
-    params = {}
     tasks = []
     for i, spec in enumerate(specs):
         res = resolve_spec(spec, pool, balance_covariates=bal)
         model = spec.model_config(s.model)
         if spec.replace:
             model = dataclasses.replace(model, pair_effects=False)
-        pe = model.pair_effects
-        if pe not in params:
-            params[pe] = _parameterizations(pool, cfg, pe)
+        forms = specification_forms(res.panel, cfg, model)
         sig = ()
         if res.panel is not None:
-            sig = (dataclasses.astuple(model), shape_signature(res.panel, s.indicator_keys))
+            sig = (dataclasses.astuple(model), shape_signature(res.panel, s.indicator_keys),
+                   tuple(sorted((k, tuple(sorted(v.items()))) for k, v in forms.items())))
         tasks.append(SpecTask(
             spec_id=spec_hash(spec, context)[:16], is_main=(i == 0),
             choices=spec.choices(keys), panel=res.panel, indicators=s.indicator_keys,
-            sampler=s.sampler, model=model, diagnostics=s.diagnostics, parameterization=params[pe],
+            sampler=s.sampler, model=model, diagnostics=s.diagnostics, parameterization=forms,
             seed=s.seed, n_pairs=res.n_sets,
             n_wards=res.n_wards, max_abs_smd=res.max_abs_smd, error=res.error, signature=sig,
             synthetic=bool(pool.synthetic),

@@ -1,8 +1,8 @@
 """Benchmark of a sensitivity sweep (not a test): ``python bench/bench_sweep.py``.
 
 Measured side by side in one run, on the synthetic default panel (two periods, 58
-wards, all seven indicators) with the sweep sampler (2 chains x 500 draws after 500
-tuning steps):
+wards, all seven indicators) with the sweep's default sampler (4 chains x 1,000 draws
+after 500 tuning steps, ``nbdid.analysis.sensitivity.SWEEP_SAMPLER``):
 
 1. *sweep*: ``run_sweep`` over 8 specifications (the report's pairs and three
    re-matchings, each with and without pair effects) in 2 local worker processes with
@@ -27,10 +27,6 @@ import warnings
 CONFIG = """
 [sweep]
 seed = 7
-[sweep.sampler]
-draws = 500
-tune = 500
-chains = 2
 [grid.matching]
 published = true
 covariates = [["mean_rank", "share_most_deprived_decile"]]
@@ -90,26 +86,36 @@ def main() -> int:
     from nbdid.models.sampling import CompiledModelCache, family_module
 
     task: SpecTask = next(t for t in tasks if t.is_main)
-    times = []
-    for key in ("crime", "out_of_work_benefits", "property_price"):
-        fam, _ = resolve_family(key, None)
-        t0 = time.perf_counter()
-        design = build_design(task.panel, key, fam, pair_effects=True,
-                              parameterization=task.parameterization[key])
-        mcfg = resolve_model_config(design, dataclasses.replace(task.model))
-        model = family_module(fam).build_model(design, mcfg)
-        with model:
-            pm.set_data(CompiledModelCache._data(design), coords=design.coords)
-            pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=1,
-                      progressbar=False, compute_convergence_checks=False)
-        times.append(time.perf_counter() - t0)
-        print(f"  naive fit of {key:22s} {times[-1]:6.1f} s", flush=True)
-    naive_rate = 60.0 / (sum(times) / len(times))
-    print(f"naive rate (fresh pm.sample per fit, extrapolated):     {naive_rate:7.1f} fits/min")
-    print(f"ratio warm sweep / naive:                                {warm_rate / naive_rate:7.1f} x")
-    print(f"ratio overall sweep (incl. compiles) / naive:            {overall / naive_rate:7.1f} x")
-    ok = warm_rate >= 30 and warm_rate / naive_rate >= 10
-    print("targets met" if ok else "targets NOT all met (>= 30 warm fits/min, >= 10x naive)")
+    from pymc.sampling.parallel import _cpu_count
+
+    # PyMC's default ``cores`` is cpu_count // 2 (it assumes hyperthreads): 1 job on this
+    # 2-vCPU machine.  Measure that default and the fair alternative (every core busy).
+    rates = {}
+    for label, cores in (("PyMC default cores", None), ("cores = all", os.cpu_count())):
+        times = []
+        for key in ("crime", "out_of_work_benefits", "property_price"):
+            fam, _ = resolve_family(key, None)
+            t0 = time.perf_counter()
+            design = build_design(task.panel, key, fam, pair_effects=True,
+                                  parameterization=task.parameterization[key])
+            mcfg = resolve_model_config(design, dataclasses.replace(task.model))
+            model = family_module(fam).build_model(design, mcfg)
+            with model:
+                pm.set_data(CompiledModelCache._data(design), coords=design.coords)
+                pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,
+                          random_seed=1, progressbar=False, compute_convergence_checks=False)
+            times.append(time.perf_counter() - t0)
+            shown = cores if cores is not None else min(4, _cpu_count())
+            print(f"  naive fit of {key:22s} {times[-1]:6.1f} s ({label}: {shown})", flush=True)
+        rates[label] = 60.0 / (sum(times) / len(times))
+    for label, naive_rate in rates.items():
+        print(f"naive rate, {label:18s} (extrapolated):     {naive_rate:7.1f} fits/min")
+        print(f"  ratio warm sweep / naive:                            {warm_rate / naive_rate:7.1f} x")
+        print(f"  ratio overall sweep (incl. compiles) / naive:        {overall / naive_rate:7.1f} x")
+    fair = rates["cores = all"]
+    ok = warm_rate >= 30 and warm_rate / fair >= 10
+    print("targets met (against naive with every core)" if ok else
+          "targets NOT all met against naive with every core (>= 30 warm fits/min, >= 10x naive)")
     return 0
 
 

@@ -524,10 +524,11 @@ def add_did_terms(design: Design, cfg):
     Without ``ward_change`` the ward level alone is normal with SD ``sigma_ward``.
     ``did`` is then the NBI group's mean change minus the benchmark group's, beyond
     the spread of ward changes (``sigma_change``).  An event study uses
-    ``did_period[t] * nbi[w]`` instead.  Pair effects are always non-centred
-    (``sigma_pair * pair_z``: a pair is informed only by its ward levels).  Ward
-    effects are centred (``ward_re ~ MvNormal``) or non-centred (``ward_z @ chol.T``)
-    as ``design.parameterization`` says (see :func:`choose_parameterization`).
+    ``did_period[t] * nbi[w]`` instead.  Ward levels, ward changes and pair effects
+    are each centred or non-centred (``sigma * z``) as ``design.parameterization``,
+    ``design.change_parameterization`` and ``design.pair_parameterization`` say (see
+    :func:`choose_parameterization`); the change is written given the level
+    (Cholesky form), so any mix of forms is the same model.
     ``ward_effect`` (the ward's deviation from its group and pair mean),
     ``ward_level`` and ``ward_change`` are stored either way.
 

@@ -95,6 +95,7 @@ def fit_indicator(
     lower_is_better: bool | None = None,
     validate: bool = True,
     quiet: bool = True,
+    parameterization: str | dict[str, str] | None = None,
 ) -> FitResult:
     """Fit the hierarchical DiD model of one indicator.
 
@@ -120,6 +121,11 @@ def fit_indicator(
         Check ``panel`` with :func:`nbdid.data_prep.schema.validate_panel` first.
     quiet
         Suppress progress lines on stderr.
+    parameterization
+        Override ``config.model.parameterization``: ``"auto"``, ``"centred"``,
+        ``"non_centred"`` or a dict of forms per component (``level``, ``change``,
+        ``pair``), as :func:`nbdid.models.design.build_design` takes.  Sensitivity
+        sweeps pass the forms chosen for a specification here.
 
     Returns
     -------
@@ -155,7 +161,7 @@ def fit_indicator(
         pair_effects=model_cfg.pair_effects,
         event_study=model_cfg.event_study,
         reference_period=model_cfg.reference_period,
-        parameterization=model_cfg.parameterization,
+        parameterization=model_cfg.parameterization if parameterization is None else parameterization,
     )
     model_cfg = resolve_model_config(design, model_cfg)
     cache = compiled_cache if compiled_cache is not None else shared_cache()
@@ -175,6 +181,8 @@ def fit_indicator(
         overdispersion=model_cfg.overdispersion,
         ward_change=int(model_cfg.ward_change),
         parameterization=design.parameterization,
+        change_parameterization=design.change_parameterization,
+        pair_parameterization=design.pair_parameterization,
         backend=cfg.sampler.backend,
     )
     idata = ppc_replicates(idata, design, seed=cfg.sampler.seed)

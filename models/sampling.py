@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -168,6 +169,9 @@ class CompiledModelCache:
             _log(f"{design.indicator}: compiling the {design.family} model (once)", self.quiet)
             entry.compiled = nutpie.compile_pymc_model(entry.model)
             self.compile_count += 1
+            # a compile leaves ~0.4 s of cyclic garbage (PyTensor graphs); collect it
+            # here, with the compile, instead of in the middle of the next refit
+            gc.collect()
             _log(f"compiled in {time.perf_counter() - t0:.1f} s", self.quiet)
         # containers the model's log density does not use (e.g. ``post`` in an
         # event study) are not part of the compiled model

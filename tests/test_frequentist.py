@@ -357,6 +357,34 @@ def test_group_without_events_gives_notes_not_crashes():
     assert len(rows) == len(fq.METHODS)
 
 
+def test_pair_whose_ward_misses_a_period():
+    """The pair methods leave the pair out (and say so); the others use every row."""
+    panel, _ = sim("poisson", 81)
+    key = key_of(panel)
+    drop = (panel["pair"] == 5) & (panel["group"] == "nbi") & (panel["post"] == 1)
+    gap = panel[~drop].reset_index(drop=True)
+    without_pair = panel[panel["pair"] != 5].reset_index(drop=True)
+    rows = fq.analyse(gap, key).set_index("method")
+    ref = fq.analyse(without_pair, key).set_index("method")
+    assert fq.incomplete_pairs(fq.prepare(gap, key)) == [5]
+    assert (rows["n_pairs"] == 28).all()
+    for m in ("randomization", "paired_t"):
+        cols = ["estimate", "lower", "upper", "p_value"]
+        np.testing.assert_allclose(rows.loc[m, cols].astype(float), ref.loc[m, cols].astype(float))
+        assert "1 incomplete pair(s) left out (pair 5)" in rows.loc[m, "note"]
+    # the report's pooled method and the GLM keep the ward's remaining row
+    assert rows.loc["report_pooled", "estimate"] != pytest.approx(ref.loc["report_pooled", "estimate"])
+    assert rows.loc["glm_cluster", "estimate"] != pytest.approx(ref.loc["glm_cluster", "estimate"])
+    assert np.isfinite(rows.loc["glm_cluster", ["estimate", "p_value"]].astype(float)).all()
+    # pooled: group totals over the rows present, as the report would compute them
+    t = totals(gap)
+    mult = INDICATORS[key].multiplier
+    v = {k: mult * t.loc[k, "c"] / t.loc[k, "e"] for k in t.index}
+    did = (v[("nbi", 1)] - v[("nbi", 0)]) - (v[("benchmark", 1)] - v[("benchmark", 0)])
+    assert rows.loc["report_pooled", "estimate"] == pytest.approx(did, rel=1e-10)
+    assert not any("incomplete" in str(n) for n in ref["note"])
+
+
 def test_panel_without_pairs_keeps_rows_with_notes():
     panel, _ = sim("poisson", 77)
     panel["pair"] = pd.array([pd.NA] * len(panel), dtype="Int64")

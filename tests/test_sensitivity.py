@@ -64,7 +64,7 @@ def test_parse_full_grid():
     cfg = parse_sweep_config(GRID, file="s.toml")
     assert cfg.sweep.indicator_keys == ("crime", "property_price")
     assert cfg.sweep.sampler.draws == 200
-    assert cfg.sweep.sampler.tune == 500 and cfg.sweep.sampler.chains == 2  # sweep defaults
+    assert cfg.sweep.sampler.tune == 500 and cfg.sweep.sampler.chains == 4  # sweep defaults
     assert cfg.matching.caliper == (False, 0.5)
     assert dict(cfg.model.choices) == {"pair_effects": (True, False), "prior_scale": (1.0, 2.0)}
 
@@ -353,3 +353,43 @@ def test_specification_curve_smoke():
     rows = choice_rows(pd.DataFrame({"distance": ["-", "mahalanobis"], "x": ["a", "b"]}),
                        ["distance", "x"])
     assert rows == [("x", "a"), ("x", "b")]
+
+
+def test_ratio_two_gives_matched_sets_of_three(pool):
+    spec = Spec(matching="matched", covariates=("mean_rank", "share_most_deprived_decile"),
+                distance="mahalanobis", method="greedy", ratio=2)
+    res = resolve_spec(spec, pool)
+    assert res.error == ""
+    assert res.n_sets == 29 and res.n_wards == 29 * 3
+    # without replacement: 58 different controls, each in one set
+    assert res.sets["control_ward"].nunique() == 58
+    wards = res.panel.drop_duplicates("ward")
+    per_set = wards.groupby("pair")["group"].value_counts().unstack()
+    assert (per_set["nbi"] == 1).all() and (per_set["benchmark"] == 2).all()
+    # matched sets keep their pair effects (only replacement drops them)
+    assert res.panel["pair"].notna().all()
+
+
+def test_forms_are_chosen_on_each_specifications_design(pool):
+    """Each specification gets the centred/non-centred forms ``nbdid fit`` would choose
+    on its own design, and specifications share a compiled model only with equal forms."""
+    from nbdid.models.design import build_design
+    from nbdid.registry import INDICATORS
+
+    cfg = parse_sweep_config(GRID)
+    _, tasks, _ = build_tasks(cfg, pool)
+    built = [t for t in tasks if t.panel is not None]
+    seen_forms = set()
+    for t in built[:12]:
+        for key in cfg.sweep.indicator_keys:
+            d = build_design(t.panel, key, INDICATORS[key].family,
+                             pair_effects=t.model.pair_effects)
+            want = {"level": d.parameterization, "change": d.change_parameterization,
+                    "pair": d.pair_parameterization}
+            assert t.parameterization[key] == want, (t.spec_id, key)
+            seen_forms.add(tuple(sorted(want.items())))
+    by_sig: dict = {}
+    for t in built:
+        by_sig.setdefault(t.signature, set()).add(
+            tuple(sorted((k, tuple(sorted(v.items()))) for k, v in t.parameterization.items())))
+    assert all(len(forms) == 1 for forms in by_sig.values())

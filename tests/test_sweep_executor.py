@@ -8,7 +8,13 @@ specification hash, not from the executor or the order).
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -107,6 +113,35 @@ def test_dask_resume_refits_only_the_missing_spec(local_run, tmp_path):
     assert third.fitted_ids == [] and len(third.skipped_ids) == 2
 
 
+RATIO_TWO = """
+[sweep]
+indicators = ["burglary"]
+seed = 5
+[sweep.sampler]
+draws = 50
+tune = 50
+chains = 2
+[grid.matching]
+published = false
+covariates = [["mean_rank", "share_most_deprived_decile"]]
+distance = ["mahalanobis"]
+ratio = [2]
+"""
+
+
+def test_sweep_with_one_to_two_matched_sets(tmp_path):
+    """1:2 matched sets go through the sweep: 87 wards in 29 sets, pair effects kept."""
+    cfg = parse_sweep_config(RATIO_TWO, file="ratio.toml")
+    res = run_sweep(cfg, tmp_path / "ratio", executor="local", workers=1, progress=False,
+                    figures=False)
+    table = pd.read_csv(res.out / "sensitivity.csv", dtype={"ratio": str})
+    # the main specification (the report's pairs) is always fitted as the reference
+    assert sorted(table["ratio"]) == ["-", "2"] and table["error"].isna().all()
+    row = table[table["ratio"] == "2"].iloc[0]
+    assert row["n_pairs"] == 29 and row["n_wards"] == 87
+    assert row["lower"] < row["estimate"] < row["upper"]
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "s.toml").write_text("[sweep]\nseeed = 1\n", encoding="utf-8")
     assert cli_main(["sensitivity", str(tmp_path / "s.toml")]) == 2
@@ -120,3 +155,66 @@ def test_dask_needs_scheduler():
     cfg = parse_sweep_config(TINY)
     with pytest.raises(InputError, match="--scheduler"):
         run_sweep(cfg, "unused", executor="dask", progress=False)
+
+
+def _spawned_workers(parent: int) -> set[int]:
+    """Live multiprocessing workers whose parent is ``parent`` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("PPid:"))
+        state = next(x.split()[1] for x in status.splitlines() if x.startswith("State:"))
+        if ppid == parent and "spawn_main" in cmd and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_workers_and_leaves_no_partial_files(tmp_path):
+    """SIGTERM to ``nbdid sensitivity`` stops its worker processes at once (not after
+    their current fit), exits 143 with one line and no traceback, and leaves no
+    temporary files."""
+    exe = Path(sys.executable).with_name("nbdid")
+    if not exe.exists():
+        pytest.skip("nbdid console script not installed next to this Python")
+    cfg = tmp_path / "slow.toml"
+    # enough draws that the worker is still busy (compiling, then sampling) when killed
+    cfg.write_text(TINY.replace("draws = 50", "draws = 20000"), encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(exe), "sensitivity", str(cfg), "--out", str(out), "--quiet",
+                             "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 120
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            workers = _spawned_workers(proc.pid)
+        assert workers, "no worker process started"
+        time.sleep(2)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "nbdid sensitivity: terminated"
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "worker processes outlived the sweep"
+    assert not list(out.rglob("*.tmp"))
