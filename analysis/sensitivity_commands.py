@@ -60,6 +60,12 @@ def sensitivity_main(args: argparse.Namespace) -> int:
     print("  sensitivity_summary.csv   how often each conclusion holds, per indicator")
     print("  figures/spec_curve_KEY.png/.svg  specification curves")
     print("  specs/spec_ID.csv         each specification's rows (reused on rerun)")
+    failed = int(res.summary["n_gate_failed"].sum())
+    n_fitted = int(res.summary["n_fitted"].sum())
+    if failed:
+        print(f"nbdid sensitivity: {failed} of {n_fitted} fits failed the diagnostics gate "
+              "(column 'gate'; hollow in the curves): raise [sweep.sampler] draws or chains "
+              "before trusting them", file=sys.stderr)
     errors = res.results[res.results["gate"].astype(str) == "error"]
     if len(errors):
         print(f"nbdid sensitivity: {len(errors)} fits could not be made (see the 'error' column)",
@@ -69,18 +75,20 @@ def sensitivity_main(args: argparse.Namespace) -> int:
 
 def format_summary(summary) -> str:
     """Readable rendering of the sweep summary."""
-    lines = [f"{'indicator':<22}{'specs':>6}{'benefit':>9}{'harm':>7}{'P>0.9':>7}  "
+    lines = [f"{'indicator':<22}{'specs':>6}{'gate x':>7}{'benefit':>9}{'harm':>7}{'P>0.9':>7}  "
              f"{'main conclusion':<16}{'holds in':>9}  report"]
     for _, r in summary.iterrows():
         def pct(x: float) -> str:
             return "   -" if x != x else f"{100 * x:4.0f}%"
 
         lines.append(
-            f"{r.indicator:<22}{int(r.n_fitted):>6}{pct(r.share_benefit):>9}{pct(r.share_harm):>7}"
+            f"{r.indicator:<22}{int(r.n_fitted):>6}{int(r.n_gate_failed):>7}"
+            f"{pct(r.share_benefit):>9}{pct(r.share_harm):>7}"
             f"{pct(r.share_prob_benefit_gt_0_9):>7}  {r.main_conclusion:<16}"
             f"{pct(r.share_main_conclusion):>9}  {r.report_conclusion} "
             f"({pct(r.share_report_conclusion).strip()} agree)"
         )
-    lines.append("(benefit/harm: share of specifications whose 95% interval excludes zero in that "
-                 "direction; P>0.9: share with P(benefit) > 0.9)")
+    lines.append("(gate x: fits that failed the diagnostics gate; benefit/harm: share of "
+                 "specifications whose 95% interval excludes zero in that direction; P>0.9: share "
+                 "with P(benefit) > 0.9)")
     return "\n".join(lines)

@@ -323,6 +323,16 @@ def test_summarise_sweep_shares():
     assert s["report_conclusion"] in ("benefit", "harm", "unclear")
 
 
+def test_printed_summary_counts_gate_failures():
+    from nbdid.analysis.sensitivity_commands import format_summary
+
+    text = format_summary(summarise_sweep(_results()))
+    header, row = text.splitlines()[:2]
+    cols = header.split()
+    assert cols[:4] == ["indicator", "specs", "gate", "x"]
+    assert row.split()[:3] == ["crime", "4", "1"]
+
+
 def test_summary_holds_threshold():
     r = _results().assign(lower=-10.0, upper=10.0)
     s = summarise_sweep(r, robust_share=0.9).iloc[0]
