@@ -61,19 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ignore_environment_notices() -> None:
-    """Silence PyTensor's notice that it found no BLAS library (pip installs).
-
-    nbdid's models use no matrix products (gathers and elementwise operations), and
-    the default sampler (nutpie) runs on numba, not on PyTensor's C code, so the
-    notice ("operations that might benefit from BLAS will be severely degraded") does
-    not apply.  Call inside a ``warnings.catch_warnings()`` block.
-    """
-    warnings.filterwarnings(
-        "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
-    )
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM received: unwinds like Ctrl-C, so clean-up code (temporary files,
     worker processes) runs before the command exits with status 143."""
@@ -106,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not os.environ.get("NBDID_SHOW_WARNINGS"):
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
+                from nbdid.models.sampling import ignore_environment_notices
+
                 ignore_environment_notices()
             return int(args.func(args) or 0)
     except NbdidError as err:

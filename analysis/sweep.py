@@ -151,20 +151,19 @@ def fit_spec(task: SpecTask) -> pd.DataFrame:
     import warnings
 
     from nbdid.analysis.comparison import unit_did_row
-    from nbdid.cli import ignore_environment_notices
     from nbdid.config import RunConfig
     from nbdid.models.fit import fit_indicator
+    from nbdid.models.sampling import ignore_environment_notices
 
     rows = []
     if task.panel is None:
         return pd.DataFrame([_row(task, k) for k in task.indicators])
     for key in task.indicators:
         t0 = time.perf_counter()
-        model = task.model
         cfg = RunConfig(
             indicators=(key,),
             sampler=dataclasses.replace(task.sampler, seed=derived_seed(task.seed, task.spec_id, key)),
-            model=model,
+            model=task.model,
             diagnostics=task.diagnostics,
         )
         try:
@@ -450,8 +449,7 @@ def specification_forms(panel: pd.DataFrame | None, cfg: SweepConfig, model: Mod
                              parameterization=model.parameterization)
         except NbdidError:
             continue  # the fit reports the error
-        out[key] = {"level": d.parameterization, "change": d.change_parameterization,
-                    "pair": d.pair_parameterization}
+        out[key] = d.forms
     return out
 
 

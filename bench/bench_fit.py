@@ -96,8 +96,7 @@ def main() -> int:
     panel = load_default_panel()
     # fix the parameterisation so that crime, its refits and burglary share one compiled model
     d0 = build_design(panel, "crime", "poisson")
-    par = {"level": d0.parameterization, "change": d0.change_parameterization,
-           "pair": d0.pair_parameterization}
+    par = d0.forms
     cfg = RunConfig()
     # refits in a sensitivity sweep use 4 x 1,000 draws after 500 tuning steps; the main job
     # (`nbdid run`) uses the SamplerConfig defaults.  Both samplers below use these settings.

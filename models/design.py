@@ -98,6 +98,13 @@ class Design:
         """Whether the design has matched-pair effects."""
         return self.pair_idx is not None
 
+    @property
+    def forms(self) -> dict[str, str]:
+        """The centred/non-centred form of each component, as ``build_design``'s
+        ``parameterization`` takes it: ``{"level": ..., "change": ..., "pair": ...}``."""
+        return {"level": self.parameterization, "change": self.change_parameterization,
+                "pair": self.pair_parameterization}
+
     def shape_key(self) -> tuple[int, ...]:
         """Sizes of every dimension (a compiled model is reusable for equal keys)."""
         return (

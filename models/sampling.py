@@ -22,6 +22,7 @@ import gc
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -30,6 +31,19 @@ import numpy as np
 
 from nbdid.errors import ModelError
 from nbdid.models.design import Design, link_centre, resolve_model_config
+
+
+def ignore_environment_notices() -> None:
+    """Silence PyTensor's notice that it found no BLAS library (pip installs).
+
+    nbdid's models use no matrix products (gathers and elementwise operations), and
+    the default sampler (nutpie) runs on numba, not on PyTensor's C code, so the
+    notice ("operations that might benefit from BLAS will be severely degraded") does
+    not apply.  Call inside a ``warnings.catch_warnings()`` block.
+    """
+    warnings.filterwarnings(
+        "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
+    )
 
 
 def family_module(family: str) -> ModuleType:
