@@ -64,9 +64,10 @@ from scipy import special, stats
 
 from nbdid.config import CandidatePoolConfig
 from nbdid.data_prep.imd import MOST_DEPRIVED_DECILE_MAX_RANK, N_LSOA_ENGLAND
-from nbdid.data_prep.synthetic import component_rng
+from nbdid.data_prep.schema import COLUMN_NAMES, read_panel, validate_panel
+from nbdid.data_prep.synthetic import component_rng, load_default_panel
 from nbdid.errors import InputError
-from nbdid.models.design import link_values
+from nbdid.families import get_family
 from nbdid.registry import INDICATORS
 
 COVARIATE_COLUMNS: tuple[str, ...] = (
@@ -227,9 +228,8 @@ def panel_with_sets(panel: pd.DataFrame, sets: pd.DataFrame) -> pd.DataFrame:
 
 def _link(rows: pd.DataFrame, family: str) -> np.ndarray:
     """Empirical link-scale value of each row (smoothed for zero counts)."""
-    if family == "price":
-        return link_values(family, mean_log_price=rows["mean_log_price"].to_numpy())
-    return link_values(family, count=rows["count"].to_numpy(), exposure=rows["exposure"].to_numpy())
+    fam = get_family(family)
+    return fam.empirical_link({c: rows[c].to_numpy() for c in fam.required if c in rows})
 
 
 def _wide(panel: pd.DataFrame, key: str, period: int, wards: list[str], col: str) -> np.ndarray:
@@ -340,9 +340,6 @@ def generate_candidate_pool(config: CandidatePoolConfig | None = None) -> Candid
     CandidatePool
         Deterministic for a given config (same seed, same pool, value for value).
     """
-    from nbdid.data_prep.schema import COLUMN_NAMES, validate_panel
-    from nbdid.data_prep.synthetic import load_default_panel
-
     cfg = config or CandidatePoolConfig()
     study = load_default_panel()
     z_study = study_deprivation(study, cfg)
@@ -442,8 +439,6 @@ def read_candidate_pool(panel_path: str | PathLike[str],
     InputError
         Missing columns, duplicate or unknown wards, groups other than nbi/benchmark.
     """
-    from nbdid.data_prep.schema import read_panel
-
     panel = read_panel(panel_path)
     p = Path(covariates_path)
     if not p.is_file():

@@ -35,15 +35,24 @@ LAD-to-region lookup, so region is unavailable.  Authority type is always availa
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from nbdid.data_prep.imd import MOST_DEPRIVED_DECILE_MAX_RANK, N_LSOA_ENGLAND, ward_imd
-from nbdid.data_prep.lookups import read_csv_columns, read_header
+from nbdid.data_prep.imd import MOST_DEPRIVED_DECILE_MAX_RANK, N_LSOA_ENGLAND, read_imd, ward_imd
+from nbdid.data_prep.lookups import (
+    detect_lookup_layout,
+    read_csv_columns,
+    read_header,
+    read_lookup,
+    read_text,
+)
+from nbdid.data_prep.wards import design_area_map, study_design
 from nbdid.errors import InputError
 
 MOST_DEPRIVED_QUINTILE_MAX_RANK = 6568
@@ -296,8 +305,6 @@ def ward_covariates(
         covariate family that could not be computed to the reason, and
         ``attrs["covariates"]`` lists the numeric covariates that were computed.
     """
-    from nbdid.data_prep.wards import design_area_map
-
     la_codes = lookup.drop_duplicates("ward").set_index("ward")["la_code"]
     if design is not None:
         amap = design_area_map(lookup, design)
@@ -416,10 +423,6 @@ def study_covariates(
         ``wards``: every English ward of the lookup (:func:`ward_covariates`);
         ``study``: the 58 study wards with ``group`` and ``pair``.
     """
-    from nbdid.data_prep.imd import read_imd
-    from nbdid.data_prep.lookups import read_lookup
-    from nbdid.data_prep.wards import study_design
-
     imd = read_imd(imd_path)
     lookup = read_lookup(lookup_path)
     if lookup["level"].iloc[0] != "lsoa":
@@ -474,3 +477,78 @@ __all__ = [
     "ward_covariates",
 ]
 
+
+def read_match_table(path: str | PathLike[str], id_col: str, numeric: list[str], exact: list[str],
+               what: str) -> pd.DataFrame:
+    """Read a CSV with an id column, numeric covariates and exact-matching columns.
+
+    Raises :class:`InputError` naming the file, line and column of the first problem.
+    """
+    p = Path(path)
+    text = read_text(p)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype="string", keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"cannot read the {what} CSV: {str(err).splitlines()[0]}", file=p) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    if df.empty:
+        raise InputError(f"the {what} file has a header but no rows", file=p)
+    missing = [c for c in (id_col, *numeric, *exact) if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(repr(c) for c in missing)} "
+                         f"(found {', '.join(df.columns[:12])})", file=p, row=1)
+    df[id_col] = df[id_col].str.strip()
+    for c in numeric:
+        s = df[c].str.strip().str.replace(",", "", regex=False)
+        v = pd.to_numeric(s, errors="coerce")
+        bad = v.isna() | ~np.isfinite(v.astype("float64").fillna(np.nan))
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            got = df[c].iloc[i]
+            raise InputError(f"covariate must be a number, got {'an empty cell' if pd.isna(got) else repr(got)}",
+                             file=p, row=i + 2, column=c)
+        df[c] = v.astype("float64")
+    for c in exact:
+        if df[c].isna().any():
+            i = int(df[c].isna().to_numpy().nonzero()[0][0])
+            raise InputError("empty exact-matching value", file=p, row=i + 2, column=c)
+    dup = df[id_col].duplicated()
+    if dup.any():
+        i = int(dup.to_numpy().nonzero()[0][0])
+        raise InputError(f"id {df[id_col].iloc[i]!r} listed twice", file=p, row=i + 2, column=id_col)
+    return df
+
+
+def find_match_inputs(imd: str | None, lookups: str | None) -> tuple[Path, Path]:
+    """IMD file and LSOA-to-ward lookup file: given, or from ``../shared/data``."""
+    shared = shared_data_dir()
+    if imd is None or lookups is None:
+        if shared is None:
+            pkg = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+            raise InputError(
+                "give --imd FILE and --lookups DIR (no shared extracts found in "
+                f"{Path.cwd().parent / 'shared' / 'data'} or {pkg})")
+    imd_path = Path(imd) if imd is not None else shared / SHARED_IMD
+    if lookups is None:
+        lk = shared / SHARED_LOOKUP
+    else:
+        lp = Path(lookups)
+        if lp.is_file():
+            lk = lp
+        elif lp.is_dir():
+            found = []
+            for q in sorted(lp.glob("*.csv")):
+                try:
+                    lay = detect_lookup_layout(read_header(q), q)
+                except InputError:
+                    continue
+                if lay["level"] == "lsoa":
+                    found.append((int(lay["vintage"][2:]), q))
+            if not found:
+                raise InputError(f"--lookups {lp}: no LSOA-to-ward lookup CSV in this folder")
+            lk = max(found)[1]
+        else:
+            raise InputError(f"--lookups {lp}: no such file or folder")
+    if not imd_path.is_file():
+        raise InputError(f"--imd {imd_path}: file not found")
+    return imd_path, lk

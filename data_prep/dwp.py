@@ -14,20 +14,24 @@ and its count is split with largest-remainder rounding so that ward counts are w
 numbers that add up to the published MSOA count.  ``..`` cells (nil or negligible) count
 as 0 unless ``--missing error``.
 
-Exposure comes from a ward denominators table (``nbdid ingest population``) for the year
-a period starts in (``2014/15`` -> 2014, ``August 2015`` -> 2015).
+Exposure comes from a ward denominators table (``nbdid ingest population``) through the
+year map (:mod:`nbdid.data_prep.yearmap`: the mid-year estimate of the year a period
+starts in, ``2014/15`` -> mid-2014, ``August 2015`` -> mid-2015); a binomial indicator
+counting more people than its denominator stops the ingest.  Negative counts stop it too.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
-from typing import Any
+from os import PathLike
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from nbdid.data_prep.guards import add_notice, check_binomial_rates, check_counts
+from nbdid.data_prep.lookups import read_lookup
 from nbdid.data_prep.population import (
     _key,
     apportion_counts,
@@ -35,16 +39,22 @@ from nbdid.data_prep.population import (
     read_denominators,
     read_sape,
 )
+from nbdid.data_prep.schema import IngestResult
 from nbdid.data_prep.statxplore import read_statxplore
+from nbdid.data_prep.wards import Boundaries, resolve_geography
+from nbdid.data_prep.yearmap import YearMap, denominator_estimate, join_denominators
 from nbdid.errors import InputError
+from nbdid.registry import INDICATORS
 
 __all__ = [
-    "add_arguments",
     "attach_exposure",
+    "build_ward_counts",
+    "ingest_dwp",
     "match_areas",
+    "panel_rows",
     "period_year",
-    "run_ingest",
     "statxplore_to_wards",
+    "to_design",
 ]
 
 _MONTHS = ("january february march april may june july august september october november "
@@ -159,6 +169,7 @@ def statxplore_to_wards(
             "use --missing zero to count it as 0", file=file, row=int(r["line"]),
             column=str(r["period"]),
         )
+    check_counts(d["value"], file=file, lines=d["line"], column=d["period"].astype(str))
     d["value"] = d["value"].fillna(0.0)
     frac = d["value"] != np.round(d["value"])
     if frac.any():
@@ -172,6 +183,7 @@ def statxplore_to_wards(
         split.groupby(["ward", "ward_name", "la", "period"], sort=False)["value"].sum()
         .reset_index().rename(columns={"period": "period_label", "value": "count"})
     )
+    wards.attrs["first_line"] = first_lines(d[["key", "line"]], weights)
     report.update(
         periods=periods,
         missing_cells_in_matched_areas=int(miss.sum()),
@@ -186,61 +198,43 @@ def statxplore_to_wards(
     return wards, report
 
 
+def first_lines(keyed: pd.DataFrame, weights: pd.DataFrame) -> dict[str, int]:
+    """First file line of the areas feeding each ward (``key, line`` rows; for messages)."""
+    m = keyed.merge(weights[["key", "ward"]], on="key", how="inner")
+    if m.empty:
+        return {}
+    return {str(k): int(v) for k, v in m.groupby("ward")["line"].min().items()}
+
+
 def attach_exposure(
-    wards: pd.DataFrame, denominators: pd.DataFrame, denominator: str, *, file: str | None
+    wards: pd.DataFrame, denominators: pd.DataFrame, denominator: str, *, file: str | None,
+    indicator: str | None = None, year_map: YearMap | None = None,
 ) -> pd.DataFrame:
-    """Add ``exposure`` from a ward denominators table for the year each period starts in."""
+    """Add ``exposure`` from a ward denominators table through the year map.
+
+    Composite ward ids (``A+B``) get the sum of their parts' denominators.
+    """
     den = denominators[denominators["denominator"] == denominator]
     if den.empty:
         have = ", ".join(sorted(denominators["denominator"].unique()))
         raise InputError(f"no '{denominator}' rows (it has {have})", file=file,
                          column="denominator")
-    out = wards.copy()
-    out["year"] = [period_year(p) for p in out["period_label"]]
-    out = out.merge(den[["ward", "year", "value"]].rename(columns={"value": "exposure"}),
-                    on=["ward", "year"], how="left")
-    miss = out["exposure"].isna()
-    if miss.any():
-        r = out[miss].iloc[0]
-        raise InputError(
-            f"no '{denominator}' for ward {r['ward']} ({r['ward_name']}) in {r['year']} "
-            f"({int(miss.sum())} ward-periods lack one)", file=file, column="value",
-        )
-    return out.drop(columns="year")
+    rows = wards if indicator is None or "indicator" in wards else wards.assign(indicator=indicator)
+    out, _ = join_denominators(rows, den, denominator=denominator, year_map=year_map, file=file)
+    return out if indicator is None or "indicator" in wards else out.drop(columns="indicator")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``nbdid ingest dwp``."""
-    parser.add_argument("--file", required=True, metavar="EXPORT.csv",
-                        help="Stat-Xplore CSV export (areas in rows, periods in columns)")
-    parser.add_argument("--indicator", required=True,
-                        help="indicator key of the counts, e.g. children_low_income or "
-                             "out_of_work_benefits")
-    parser.add_argument("--lookup", required=True, metavar="LOOKUP.csv",
-                        help="ONS LSOA11 (recommended: MSOAs are apportioned) or MSOA11 "
-                             "to ward lookup")
-    parser.add_argument("--population", metavar="DENOMS.csv",
-                        help="ward denominators table (nbdid ingest population) for exposure")
-    parser.add_argument("--denominator",
-                        help="denominator to use (default: the indicator's, e.g. "
-                             "children_0_19)")
-    parser.add_argument("--periods",
-                        help="comma-separated periods to keep, e.g. '2014/15,2020/21' "
-                             "(default: all)")
-    parser.add_argument("--missing", choices=("zero", "error"), default="zero",
-                        help="'..' cells: count as 0 (default) or stop with an error")
-    parser.add_argument("--apportion-population", metavar="SAPE.csv",
-                        help="ONS SAPE LSOA file: apportion MSOAs by LSOA population "
-                             "instead of by LSOA count")
-    parser.add_argument("--design", metavar="DESIGN.csv",
-                        help="wards to keep: group, pair and ward codes or ward_name + la "
-                             "(default: the report's 58 wards)")
+def _read_dens(population: str | PathLike[str] | pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    if isinstance(population, pd.DataFrame):
+        return population, None
+    return read_denominators(population), str(population)
 
 
-def _apportion_weights(args: argparse.Namespace, lookup: pd.DataFrame) -> pd.DataFrame:
+def _apportion_weights(lookup: pd.DataFrame,
+                       apportion_population: str | PathLike[str] | None) -> pd.DataFrame:
     pop = None
-    if getattr(args, "apportion_population", None):
-        s = read_sape(args.apportion_population)
+    if apportion_population:
+        s = read_sape(apportion_population)
         pop = s.set_index("area")["all_ages"]
     return area_ward_weights(lookup, pop)
 
@@ -295,53 +289,148 @@ def to_design(wards: pd.DataFrame, design: pd.DataFrame) -> tuple[pd.DataFrame, 
 
 
 def build_ward_counts(
-    args: argparse.Namespace,
+    file: str | PathLike[str],
+    lookup: str | PathLike[str] | pd.DataFrame,
+    *,
+    periods: Sequence[str] | str | None = None,
+    missing: Literal["zero", "error"] = "zero",
+    apportion_population: str | PathLike[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], pd.DataFrame]:
-    """Read the export and the lookup; ward counts for every ward of the lookup."""
-    from nbdid.data_prep.lookups import read_lookup
+    """Read a Stat-Xplore export and a lookup; ward counts for every ward of the lookup.
 
-    data, meta = read_statxplore(args.file)
-    lookup = read_lookup(args.lookup)
-    weights = _apportion_weights(args, lookup)
-    periods = [p.strip() for p in args.periods.split(",")] if args.periods else None
-    wards, rep = statxplore_to_wards(data, weights, periods=periods, missing=args.missing,
-                                     file=str(args.file))
-    return wards, rep, meta, lookup
+    Returns
+    -------
+    (wards, report, metadata, lookup)
+        From :func:`statxplore_to_wards`, :func:`~nbdid.data_prep.statxplore.read_statxplore`
+        and the normalised lookup.
+    """
+
+    if missing not in ("zero", "error"):
+        raise InputError(f"missing must be 'zero' or 'error', not '{missing}'", column="--missing")
+    data, meta = read_statxplore(file)
+    lk = lookup if isinstance(lookup, pd.DataFrame) else read_lookup(lookup)
+    weights = _apportion_weights(lk, apportion_population)
+    wards, rep = statxplore_to_wards(data, weights, periods=_split(periods), missing=missing,
+                                     file=str(file))
+    return wards, rep, meta, lk
 
 
-def run_ingest(args: argparse.Namespace) -> Any:
-    """Build panel rows for ``nbdid ingest dwp``."""
-    from nbdid.data_prep.police import load_design
-    from nbdid.data_prep.schema import IngestResult
-    from nbdid.registry import INDICATORS
+def _split(periods: Sequence[str] | str | None) -> list[str] | None:
+    if periods is None:
+        return None
+    items = periods.split(",") if isinstance(periods, str) else list(periods)
+    return [p.strip() for p in items if p.strip()] or None
 
-    wards, rep, meta, lookup = build_ward_counts(args)
-    denominator = args.denominator or (
-        INDICATORS[args.indicator].denominator_key if args.indicator in INDICATORS else None)
+
+def ingest_dwp(
+    file: str | PathLike[str],
+    indicator: str,
+    lookup: str | PathLike[str] | pd.DataFrame,
+    *,
+    population: str | PathLike[str] | pd.DataFrame | None = None,
+    denominator: str | None = None,
+    periods: Sequence[str] | str | None = None,
+    missing: Literal["zero", "error"] = "zero",
+    apportion_population: str | PathLike[str] | None = None,
+    design: str | PathLike[str] | pd.DataFrame | None = None,
+    boundaries: Boundaries = "study",
+    year_map: YearMap | None = None,
+) -> Any:
+    """Ward panel rows from a DWP Stat-Xplore export (areas in rows, periods in columns).
+
+    Parameters
+    ----------
+    file
+        Stat-Xplore CSV export.
+    indicator
+        Indicator key of the counts (e.g. ``children_low_income``).
+    lookup
+        ONS LSOA11 (MSOAs apportioned) or MSOA11 (best fit) to ward lookup.
+    population
+        Ward denominators (``nbdid ingest population``; path or table), joined through
+        the year map.
+    denominator
+        Denominator key (default: the indicator's, e.g. ``children_0_19``).
+    periods
+        Periods to keep, in this order (list or comma-separated; default all).
+    missing
+        ``".."`` cells: ``"zero"`` (count as 0) or ``"error"``.
+    apportion_population
+        ONS SAPE LSOA file: apportion MSOAs by LSOA population.
+    design
+        Wards to keep (file or table); default the report's 58 wards.
+    boundaries
+        ``"study"`` (default) or ``"lookup"`` areas for the report's wards.
+    year_map
+        Year map choices.
+
+    Returns
+    -------
+    IngestResult
+        ``kind="panel"``.
+    """
+
+    geo = resolve_geography(lookup, design, boundaries=boundaries)
+    data, meta = read_statxplore(file)
+    area_lookup = geo.lookup  # the study-era LSOA lookup for the report's wards
+    weights = _apportion_weights(area_lookup, apportion_population)
+    if missing not in ("zero", "error"):
+        raise InputError(f"missing must be 'zero' or 'error', not '{missing}'", column="--missing")
+    wards, rep = statxplore_to_wards(data, weights, periods=_split(periods), missing=missing,
+                                     file=str(file))
+    denominator = denominator or (
+        INDICATORS[indicator].denominator_key if indicator in INDICATORS else None)
+    dwards, crep = to_design(wards, geo.design)
     require = False
-    if args.population:
+    exp_rep: dict[str, Any] = {}
+    if population is not None:
         if denominator is None:
-            raise InputError(f"indicator '{args.indicator}' is not in the registry; "
+            raise InputError(f"indicator '{indicator}' is not in the registry; "
                              "pass --denominator")
-        dens = read_denominators(args.population)
-        wards = attach_exposure(wards, dens, denominator, file=str(args.population))
+        dens, dens_file = _read_dens(population)
+        dwards = attach_exposure(dwards, dens, denominator, file=dens_file, indicator=indicator,
+                                 year_map=year_map)
+        _check_rate(dwards, indicator, wards.attrs.get("first_line", {}), geo.design,
+                    counts_file=str(file), denominators_file=dens_file)
+        exp_rep = {"year_map": [f"{indicator} {p}: {denominator_estimate(denominator, p)[1]}"
+                                for p in rep["periods"]]}
         require = True
-    design, drep = load_design(getattr(args, "design", None), args.lookup, lookup)
-    dwards, crep = to_design(wards, design)
-    table = panel_rows(dwards, args.indicator, rep["periods"])
+    table = panel_rows(dwards, indicator, rep["periods"])
+    lookup_name = "lookup table" if isinstance(lookup, pd.DataFrame) else str(lookup)
     report = {
         "source": "DWP Stat-Xplore",
-        "file": str(args.file),
+        "file": str(file),
         "title": meta["title"], "measure": meta["measure"], "filters": meta["filters"],
         "row_field": meta["row_field"], "column_field": meta["column_field"],
         "encoding": meta["encoding"],
         "missing_cells_in_file": meta["n_missing"],
         "provisional_periods": meta["provisional_periods"],
         "total_row": {p: meta["totals"].get(p) for p in rep["periods"]},
-        "lookup": str(args.lookup), "lookup_level": lookup.attrs.get("level"),
-        "lookup_vintage": lookup.attrs.get("vintage"),
-        "indicator": args.indicator,
-        "exposure": f"'{denominator}' from {args.population}" if args.population else "none",
-        **rep, **drep, **crep,
+        "lookup": lookup_name, "lookup_level": area_lookup.attrs.get("level"),
+        "lookup_vintage": area_lookup.attrs.get("vintage"),
+        "indicator": indicator,
+        "exposure": (f"'{denominator}' from {population if isinstance(population, (str, PathLike)) else 'table'}"
+                     if population is not None else "none"),
+        **exp_rep, **rep, **geo.report, **crep,
     }
+    if exp_rep:
+        add_notice(report, "year map", "denominators: " + "; ".join(exp_rep["year_map"]))
     return IngestResult(table=table, kind="panel", report=report, require_exposure=require)
+
+
+def _check_rate(rows: pd.DataFrame, indicator: str, lines: dict[str, int], design: pd.DataFrame,
+                *, counts_file: str | None, denominators_file: str | None) -> None:
+    """Stop when a binomial indicator's count exceeds its denominator (rate above 1)."""
+
+    if indicator not in INDICATORS or INDICATORS[indicator].family != "binomial":
+        return
+    first = {}
+    for w in design["ward"]:
+        ls = [lines[p] for p in str(w).split("+") if p in lines]
+        if ls:
+            first[w] = min(ls)
+    check_binomial_rates(
+        rows, indicator=indicator, counts_file=counts_file, denominators_file=denominators_file,
+        first_line={(w, str(p)): first[w] for w, p in zip(rows["ward"], rows["period_label"],
+                                                           strict=True) if w in first},
+    )

@@ -1,6 +1,7 @@
 """English Index of Multiple Deprivation 2019 -> ward covariates.
 
-``nbdid ingest imd --imd FILE --lookup LSOA_TO_WARD.csv --out WARD_IMD.csv``
+Python: :func:`ingest_imd`; command line: ``nbdid ingest imd --imd FILE --lookup
+LSOA_TO_WARD.csv --out WARD_IMD.csv``.
 
 Reads the IMD 2019 either from the ONS *IMD (Dec 2019) Lookup in England*
 (``LSOA11CD, ..., IMD19`` = rank) or from MHCLG's File 7 (*all ranks, deciles and
@@ -13,13 +14,15 @@ is there, and ``share_most_deprived_decile`` (LSOAs with rank <= 3,284 of 32,844
 
 from __future__ import annotations
 
-import argparse
 from os import PathLike
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
 from nbdid.data_prep.lookups import read_csv_columns, read_header, read_lookup
+from nbdid.data_prep.schema import IngestResult
+from nbdid.data_prep.wards import Boundaries, resolve_geography
 from nbdid.errors import InputError
 
 N_LSOA_ENGLAND = 32844
@@ -144,38 +147,48 @@ def ward_imd(
     return out[cols], unmatched
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``nbdid ingest imd``."""
-    parser.add_argument("--imd", required=True, metavar="FILE",
-                        help="IMD 2019: ONS IMD (Dec 2019) lookup or MHCLG File 7 CSV")
-    parser.add_argument("--lookup", required=True, metavar="LSOA_TO_WARD.csv",
-                        help="ONS LSOA (2011) to ward lookup")
-    parser.add_argument("--design", metavar="DESIGN.csv",
-                        help="wards to summarise (default: the report's 58; 'all' for every ward)")
+def ingest_imd(
+    imd: str | PathLike[str],
+    lookup: str | PathLike[str] | pd.DataFrame,
+    *,
+    design: str | PathLike[str] | pd.DataFrame | Literal["all"] | None = None,
+    boundaries: Boundaries = "study",
+):
+    """Ward IMD 2019 covariates (``kind="covariates"``).
 
+    Parameters
+    ----------
+    imd
+        ONS IMD (Dec 2019) lookup or MHCLG File 7 CSV.
+    lookup
+        ONS LSOA (2011) to ward lookup (path or normalised table).
+    design
+        Wards to summarise: ``None`` (the report's 58), ``"all"`` (every ward of the
+        lookup), a design file or table.
+    boundaries
+        ``"study"`` (default) or ``"lookup"`` areas for the report's wards.
+    """
 
-def run_ingest(args: argparse.Namespace):
-    """Run ``nbdid ingest imd``; returns an IngestResult of kind ``covariates``."""
-    from nbdid.data_prep.police import load_design
-    from nbdid.data_prep.schema import IngestResult
-    from nbdid.data_prep.wards import design_area_map
-
-    imd = read_imd(args.imd)
-    lookup = read_lookup(args.lookup)
-    if lookup["level"].iloc[0] != "lsoa":
-        raise InputError("IMD needs an LSOA-level lookup (got MSOA)", file=args.lookup)
-    report: dict = {"imd": str(args.imd), "lookup": str(args.lookup), "lsoas_in_imd": int(len(imd))}
-    if args.design == "all":
-        table, unmatched = ward_imd(imd, lookup)
+    table_imd = read_imd(imd)
+    lk = lookup if isinstance(lookup, pd.DataFrame) else read_lookup(lookup)
+    lookup_name = "lookup table" if isinstance(lookup, pd.DataFrame) else str(lookup)
+    if lk["level"].iloc[0] != "lsoa":
+        raise InputError("IMD needs an LSOA-level lookup (got MSOA)",
+                         file=None if isinstance(lookup, pd.DataFrame) else lookup)
+    report: dict = {"imd": str(imd), "lookup": lookup_name, "lsoas_in_imd": int(len(table_imd))}
+    if isinstance(design, str) and design == "all":
+        table, unmatched = ward_imd(table_imd, lk)
     else:
-        design, rep = load_design(args.design, args.lookup, lookup)
-        report.update(rep)
-        table, unmatched = ward_imd(imd, lookup, area_map=design_area_map(lookup, design))
-        table = design.merge(table.drop(columns=["ward_name", "la_name"]), on="ward", how="left")
+        geo = resolve_geography(lookup, design, boundaries=boundaries)
+        report.update(geo.report)
+        lk = geo.lookup
+        table, unmatched = ward_imd(table_imd, lk, area_map=geo.area_map())
+        table = geo.design.merge(table.drop(columns=["ward_name", "la_name"]), on="ward",
+                                 how="left")
         report["wards_without_imd"] = [
             f"{r.ward_name} ({r.la})" for r in table[table["n_lsoa_with_imd"].fillna(0) == 0].itertuples()
         ]
     report["lookup_lsoas_without_imd"] = int(len(unmatched))
-    report["imd_lsoas_not_in_lookup"] = int((~imd["area"].isin(lookup["area"])).sum())
+    report["imd_lsoas_not_in_lookup"] = int((~table_imd["area"].isin(lk["area"])).sum())
     report["decile_1_definition"] = f"rank <= {MOST_DEPRIVED_DECILE_MAX_RANK} of {N_LSOA_ENGLAND} LSOAs"
     return IngestResult(table=table, kind="covariates", report=report, require_exposure=False)

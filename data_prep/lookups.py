@@ -310,7 +310,7 @@ def aggregate_to_wards(
         .groupby("area", dropna=False)
         .agg(rows=("area", "size"), **{c: (c, "sum") for c in value_cols})
         .reset_index()
-        .sort_values("rows", ascending=False, ignore_index=True)
+        .sort_values("rows", ascending=False, ignore_index=True, kind="stable")
     )
     agg = (
         merged.loc[~miss]

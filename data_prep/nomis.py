@@ -22,8 +22,8 @@ counts (see :func:`nbdid.data_prep.population.apportion_counts`).
 
 from __future__ import annotations
 
-import argparse
 import re
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -33,16 +33,23 @@ import pandas as pd
 
 from nbdid.data_prep.dwp import (
     _apportion_weights,
+    _read_dens,
+    _split,
     attach_exposure,
     match_areas,
     panel_rows,
     to_design,
 )
-from nbdid.data_prep.population import apportion_counts, read_denominators
+from nbdid.data_prep.guards import add_notice, check_counts
+from nbdid.data_prep.population import apportion_counts
+from nbdid.data_prep.schema import IngestResult
 from nbdid.data_prep.statxplore import MISSING_MARKERS, read_csv_rows
+from nbdid.data_prep.wards import Boundaries, resolve_geography
+from nbdid.data_prep.yearmap import YearMap, denominator_estimate
 from nbdid.errors import InputError
+from nbdid.registry import INDICATORS
 
-__all__ = ["add_arguments", "read_business_counts", "run_ingest"]
+__all__ = ["ingest_nomis", "read_business_counts"]
 
 _DIMENSIONS = ("INDUSTRY", "EMPLOYMENT_SIZEBAND", "LEGAL_STATUS", "MEASURES", "MEASURE",
                "FREQ", "SEX", "ITEM")
@@ -198,37 +205,54 @@ def read_business_counts(path: str | PathLike[str]) -> tuple[pd.DataFrame, dict[
     return data, meta
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``nbdid ingest nomis``."""
-    parser.add_argument("--file", required=True, metavar="FILE",
-                        help="UK Business Counts by MSOA: Nomis API CSV or web download CSV")
-    parser.add_argument("--lookup", required=True, metavar="LOOKUP.csv",
-                        help="ONS LSOA11 (MSOAs apportioned) or MSOA11 (best fit) to ward "
-                             "lookup")
-    parser.add_argument("--indicator", default="business_units",
-                        help="indicator key (default business_units)")
-    parser.add_argument("--population", metavar="DENOMS.csv",
-                        help="ward denominators table for exposure (working_age)")
-    parser.add_argument("--denominator", default=None,
-                        help="denominator to use (default: the indicator's, working_age)")
-    parser.add_argument("--periods", help="comma-separated years to keep (default: all)")
-    parser.add_argument("--apportion-population", metavar="SAPE.csv",
-                        help="ONS SAPE LSOA file: apportion MSOAs by LSOA population")
-    parser.add_argument("--design", metavar="DESIGN.csv",
-                        help="wards to keep: group, pair and ward codes or ward_name + la "
-                             "(default: the report's 58 wards)")
+def ingest_nomis(
+    file: str | PathLike[str],
+    lookup: str | PathLike[str] | pd.DataFrame,
+    *,
+    indicator: str = "business_units",
+    population: str | PathLike[str] | pd.DataFrame | None = None,
+    denominator: str | None = None,
+    periods: Sequence[str] | str | None = None,
+    apportion_population: str | PathLike[str] | None = None,
+    design: str | PathLike[str] | pd.DataFrame | None = None,
+    boundaries: Boundaries = "study",
+    year_map: YearMap | None = None,
+) -> Any:
+    """Ward panel rows from UK Business Counts by MSOA (Nomis API CSV or web download).
 
+    Parameters
+    ----------
+    file
+        Nomis API CSV or web download CSV.
+    lookup
+        ONS LSOA11 (MSOAs apportioned) or MSOA11 (best fit) to ward lookup.
+    indicator
+        Indicator key (default ``business_units``).
+    population
+        Ward denominators (path or table), joined through the year map.
+    denominator
+        Denominator key (default: the indicator's, ``working_age``).
+    periods
+        Years to keep (list or comma-separated; default all).
+    apportion_population
+        ONS SAPE LSOA file: apportion MSOAs by LSOA population.
+    design
+        Wards to keep (file or table); default the report's 58 wards.
+    boundaries
+        ``"study"`` (default) or ``"lookup"`` areas for the report's wards.
+    year_map
+        Year map choices.
 
-def run_ingest(args: argparse.Namespace) -> Any:
-    """Build panel rows for ``nbdid ingest nomis``."""
-    from nbdid.data_prep.lookups import read_lookup
-    from nbdid.data_prep.police import load_design
-    from nbdid.data_prep.schema import IngestResult
-    from nbdid.registry import INDICATORS
+    Returns
+    -------
+    IngestResult
+        ``kind="panel"``.
+    """
 
-    data, meta = read_business_counts(args.file)
-    lookup = read_lookup(args.lookup)
-    weights = _apportion_weights(args, lookup)
+    data, meta = read_business_counts(file)
+    geo = resolve_geography(lookup, design, boundaries=boundaries)
+    lk = geo.lookup
+    weights = _apportion_weights(lk, apportion_population)
     lines = data.drop_duplicates("area")
     keys, rep = match_areas(lines["area"].reset_index(drop=True), weights)
     if rep["areas_matched"] == 0 and "area_name" in data:
@@ -237,50 +261,60 @@ def run_ingest(args: argparse.Namespace) -> Any:
         lines = data.drop_duplicates("area")
     if rep["areas_matched"] == 0:
         raise InputError(f"no area of the file is in the lookup (e.g. "
-                         f"'{lines['area'].iloc[0]}')", file=args.file)
+                         f"'{lines['area'].iloc[0]}')", file=file)
     k = dict(zip(lines["area"], keys, strict=True))
     all_periods = sorted(data["period"].unique(), key=str)
-    periods = [p.strip() for p in args.periods.split(",")] if args.periods else all_periods
+    wanted = _split(periods)
+    periods = wanted if wanted else all_periods
     bad = [p for p in periods if p not in all_periods]
     if bad:
         raise InputError(f"period '{bad[0]}' is not in the file ({', '.join(all_periods)})",
-                         file=args.file)
+                         file=file)
     d = data[data["period"].isin(periods)].assign(key=data["area"].map(k))
     d = d[d["key"].notna()]
     n_missing = int(d["value"].isna().sum())
     if n_missing:
         r = d[d["value"].isna()].iloc[0]
         raise InputError(f"suppressed/missing count for {r['area']} in {r['period']}",
-                         file=args.file, row=int(r["line"]))
+                         file=file, row=int(r["line"]))
+    check_counts(d["value"], file=file, lines=d["line"], column=d["period"].astype(str))
     split = apportion_counts(d[["key", "period", "value"]], weights)
     wards = (split.groupby(["ward", "ward_name", "la", "period"], sort=False)["value"].sum()
              .reset_index().rename(columns={"period": "period_label", "value": "count"}))
-    denominator = args.denominator or (
-        INDICATORS[args.indicator].denominator_key if args.indicator in INDICATORS else None)
+    denominator = denominator or (
+        INDICATORS[indicator].denominator_key if indicator in INDICATORS else None)
+    n_wards = int(wards["ward"].nunique())
+    dwards, crep = to_design(wards, geo.design)
     require = False
-    if args.population:
+    exp_rep: dict[str, Any] = {}
+    if population is not None:
         if denominator is None:
             raise InputError("pass --denominator for an indicator not in the registry")
-        wards = attach_exposure(wards, read_denominators(args.population), denominator,
-                                file=str(args.population))
+        dens, dens_file = _read_dens(population)
+        dwards = attach_exposure(dwards, dens, denominator, file=dens_file, indicator=indicator,
+                                 year_map=year_map)
+        exp_rep = {"year_map": [f"{indicator} {p}: {denominator_estimate(denominator, p)[1]}"
+                                for p in periods]}
         require = True
-    design, drep = load_design(getattr(args, "design", None), args.lookup, lookup)
-    n_wards = int(wards["ward"].nunique())
-    dwards, crep = to_design(wards, design)
-    table = panel_rows(dwards, args.indicator, periods)
+    table = panel_rows(dwards, indicator, periods)
     multi = weights.groupby("key")["ward"].nunique()
     report = {
         "source": "ONS/Nomis UK Business Counts (local units)",
-        "file": str(args.file), **meta,
-        "lookup": str(args.lookup), "lookup_level": lookup.attrs.get("level"),
-        "lookup_vintage": lookup.attrs.get("vintage"),
-        "indicator": args.indicator, "periods": periods, **rep,
+        "file": str(file), **meta,
+        "lookup": "lookup table" if isinstance(lookup, pd.DataFrame) else str(lookup),
+        "lookup_level": lk.attrs.get("level"),
+        "lookup_vintage": lk.attrs.get("vintage"),
+        "indicator": indicator, "periods": periods, **rep,
         "areas_split_over_several_wards": int(len(set(multi[multi > 1].index) & set(d["key"]))),
         "apportioning": str(weights.loc[weights["key"].isin(set(d["key"])), "method"].iloc[0]),
         "rounding": "apportioned counts rounded to whole numbers by the largest-remainder "
                     "rule per MSOA and year: ward counts add up exactly to the published "
                     "MSOA counts",
-        "exposure": f"'{denominator}' from {args.population}" if args.population else "none",
-        "wards": n_wards, **drep, **crep,
+        "exposure": (f"'{denominator}' from {population if isinstance(population, (str, PathLike)) else 'table'}"
+                     if population is not None else "none"),
+        **exp_rep,
+        "wards": n_wards, **geo.report, **crep,
     }
+    if exp_rep:
+        add_notice(report, "year map", "denominators: " + "; ".join(exp_rep["year_map"]))
     return IngestResult(table=table, kind="panel", report=report, require_exposure=require)

@@ -29,7 +29,6 @@ loaders (:func:`area_ward_weights`, :func:`apportion_counts`).
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
 from os import PathLike
@@ -39,19 +38,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nbdid.data_prep.guards import add_notice
+from nbdid.data_prep.lookups import aggregate_to_wards, read_lookup
+from nbdid.data_prep.schema import IngestResult
 from nbdid.data_prep.statxplore import read_csv_rows
+from nbdid.data_prep.wards import STUDY_VINTAGE, Boundaries, resolve_geography
 from nbdid.errors import InputError
 
 __all__ = [
     "AGE_BANDS",
     "DENOMINATOR_COLUMNS",
-    "add_arguments",
     "apportion_counts",
     "area_ward_weights",
     "denominators_to_wards",
+    "ingest_population",
     "read_census_households",
     "read_sape",
-    "run_ingest",
     "sape_denominators",
 ]
 
@@ -333,6 +335,10 @@ def read_sape(path: str | PathLike[str], *, year: int | None = None) -> pd.DataF
                 raise InputError("missing or negative population", file=p, row=i + 1,
                                  column=header[j])
             rec.append(v)
+        if rec[0] <= 0:
+            raise InputError("an LSOA population of zero cannot be right (every LSOA has "
+                             "about 1,000-3,000 residents)", file=p, row=i + 1,
+                             column=header[all_j])
         codes.append(code)
         vals.append(rec)
         lines.append(i + 1)
@@ -446,19 +452,21 @@ def read_census_households(
 
 
 def denominators_to_wards(
-    long: pd.DataFrame, lookup: pd.DataFrame
+    long: pd.DataFrame, lookup: pd.DataFrame, *, area_map: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sum area-level ``area, year, denominator, value`` rows to wards.
 
-    Returns the ward table (:data:`DENOMINATOR_COLUMNS`) and the unmatched areas.
+    ``area_map`` (``area, ward, ward_name, la_name``) replaces the lookup's wards, e.g.
+    for composite or study-era design wards.  Returns the ward table
+    (:data:`DENOMINATOR_COLUMNS`) and the unmatched areas.
     """
-    from nbdid.data_prep.lookups import aggregate_to_wards
 
     wide = long.pivot_table(index=["area", "year"], columns="denominator", values="value",
                             aggfunc="sum").reset_index()
     wide.columns.name = None
     dens = [c for c in wide.columns if c not in ("area", "year")]
-    agg, unmatched = aggregate_to_wards(wide, lookup, "area", dens, by=["year"])
+    agg, unmatched = aggregate_to_wards(wide, lookup, "area", dens, by=["year"],
+                                        area_map=area_map)
     out = agg.rename(columns={"la_name": "la"}).melt(
         id_vars=["ward", "ward_name", "la", "year"], value_vars=dens,
         var_name="denominator", value_name="value",
@@ -500,6 +508,10 @@ def read_denominators(path: str | PathLike[str]) -> pd.DataFrame:
         except ValueError:
             raise InputError(f"'{rec['value']}' is not a number", file=p, row=i,
                              column="value") from None
+        if not rec["value"] > 0:
+            raise InputError(f"a '{rec['denominator']}' of {rec['value']:g} cannot be right "
+                             "(populations and households are above zero)", file=p, row=i,
+                             column="value")
         recs.append(rec)
     if not recs:
         raise InputError("the denominators table has no rows", file=p)
@@ -512,77 +524,139 @@ def read_denominators(path: str | PathLike[str]) -> pd.DataFrame:
     return df
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``nbdid ingest population``."""
-    parser.add_argument("--sape", nargs="+", required=True, metavar="FILE",
-                        help="ONS SAPE single-year-of-age LSOA CSV file(s), one per year")
-    parser.add_argument("--year", type=int, action="append", default=None,
-                        help="mid-year of each --sape file (default: from the file name or "
-                             "title); give once per file")
-    parser.add_argument("--households", metavar="FILE",
-                        help="Census 2011 households table (KS105EW/QS406EW bulk CSV)")
-    parser.add_argument("--households-column", metavar="NAME",
-                        help="total column of --households (default: the 'All households' "
-                             "/ 'All categories' column)")
-    parser.add_argument("--households-lookup", metavar="FILE",
-                        help="lookup for --households when it is by OA (default: --lookup)")
-    parser.add_argument("--lookup", required=True, metavar="FILE",
-                        help="ONS LSOA-to-ward lookup (e.g. LSOA11_to_WD19_LAD19_Lookup_EW.csv)")
+def ingest_population(
+    sape: Sequence[str | PathLike[str]],
+    lookup: str | PathLike[str] | pd.DataFrame,
+    *,
+    years: Sequence[int] | None = None,
+    households: str | PathLike[str] | None = None,
+    households_column: str | None = None,
+    households_lookup: str | PathLike[str] | None = None,
+    boundaries: Boundaries = "study",
+) -> Any:
+    """Ward denominators (population, working age, children 0-19, households).
 
+    Parameters
+    ----------
+    sape
+        ONS SAPE single-year-of-age LSOA CSV files, one per mid-year.
+    lookup
+        ONS LSOA-to-ward lookup (path or normalised table).
+    years
+        Mid-year of each file (default: from the file name or title).
+    households
+        Census 2011 households table (KS105EW/QS406EW bulk CSV), year 2011.
+    households_column
+        Total column of ``households`` (default: the 'All households' column).
+    households_lookup
+        Lookup for ``households`` when it is by OA (default: ``lookup``).
+    boundaries
+        ``"study"`` (default): also write the report's study wards on their study-era
+        boundaries (:data:`nbdid.data_prep.wards.STUDY_VINTAGE`) when the lookup is of
+        another vintage, so that loaders building the study wards find their
+        denominators; ``"lookup"``: only the lookup's wards.
 
-def run_ingest(args: argparse.Namespace) -> Any:
-    """Build the ward denominators table for ``nbdid ingest population``."""
-    from nbdid.data_prep.lookups import read_lookup
-    from nbdid.data_prep.schema import IngestResult
+    Returns
+    -------
+    IngestResult
+        ``kind="denominators"``: ``ward, ward_name, la, year, denominator, value``.
+    """
 
-    lookup = read_lookup(args.lookup)
-    years = args.year or []
-    if years and len(years) != len(args.sape):
-        raise InputError(f"give --year once per --sape file ({len(args.sape)} files, "
+    lk = lookup if isinstance(lookup, pd.DataFrame) else read_lookup(lookup)
+    lookup_name = "lookup table" if isinstance(lookup, pd.DataFrame) else str(lookup)
+    sape = [sape] if isinstance(sape, (str, PathLike)) else list(sape)
+    years = list(years or [])
+    if years and len(years) != len(sape):
+        raise InputError(f"give --year once per --sape file ({len(sape)} files, "
                          f"{len(years)} years)")
-    parts, files = [], []
-    for k, f in enumerate(args.sape):
-        sape = read_sape(f, year=years[k] if years else None)
-        parts.append(sape_denominators(sape))
-        files.append({"file": str(f), "year": int(sape["year"].iloc[0]), "lsoas": len(sape),
-                      "rows_skipped_without_lsoa_code": sape.attrs["skipped_rows"],
-                      "all_ages_differs_from_sum_of_ages": sape.attrs["all_ages_mismatch"]})
+    parts, files, sapes = [], [], []
+    for k, f in enumerate(sape):
+        s = read_sape(f, year=years[k] if years else None)
+        sapes.append(s)
+        parts.append(sape_denominators(s))
+        files.append({"file": str(f), "year": int(s["year"].iloc[0]), "lsoas": len(s),
+                      "rows_skipped_without_lsoa_code": s.attrs["skipped_rows"],
+                      "all_ages_differs_from_sum_of_ages": s.attrs["all_ages_mismatch"]})
     long = pd.concat(parts, ignore_index=True)
     dup = long.duplicated(["area", "year", "denominator"])
     if dup.any():
         raise InputError(f"two --sape files give year {int(long.loc[dup, 'year'].iloc[0])}")
-    table, unmatched = denominators_to_wards(long, lookup)
+    table, unmatched = denominators_to_wards(long, lk)
     report: dict[str, Any] = {
         "source": "ONS small area population estimates (single year of age, LSOA)",
-        "lookup": str(args.lookup), "lookup_vintage": lookup.attrs.get("vintage"),
+        "lookup": lookup_name, "lookup_vintage": lk.attrs.get("vintage"),
         "sape_files": files,
         "denominators": {"population": "All Ages", **{k: f"ages {a}-{b}" for k, (a, b)
                                                        in AGE_BANDS.items()}},
         "lsoas_not_in_lookup": int(unmatched["area"].nunique()),
         "lsoas_not_in_lookup_examples": unmatched["area"].astype(str).head(10).tolist(),
         "lookup_lsoas_without_estimates": int(
-            (~lookup["area"].isin(long["area"].unique())).sum()),
+            (~lk["area"].isin(long["area"].unique())).sum()),
         "wards": int(table["ward"].nunique()),
     }
-    if getattr(args, "households", None):
-        hh = read_census_households(args.households, column=args.households_column)
-        hlk = read_lookup(args.households_lookup) if args.households_lookup else lookup
+    for f, s in zip(files, sapes, strict=True):
+        out = int((~s["area"].isin(lk["area"])).sum())
+        if out:
+            add_notice(report, "population geography",
+                       f"{out} LSOAs of {f['file']} (mid-{f['year']}) are not in the "
+                       f"{lk.attrs.get('vintage')} lookup (2021 LSOA codes?): their people are "
+                       "missing from the ward totals; use estimates on the lookup's LSOAs")
+    hlong = None
+    if households:
+        hh = read_census_households(households, column=households_column)
+        hlk = read_lookup(households_lookup) if households_lookup else lk
         hlong = pd.DataFrame({"area": hh["area"], "year": 2011, "denominator": "households",
                               "value": hh["households"]})
         htab, hun = denominators_to_wards(hlong, hlk)
         table = pd.concat([table, htab], ignore_index=True)
         report["households"] = {
-            "file": str(args.households), "column": hh.attrs["column"], "areas": len(hh),
+            "file": str(households), "column": hh.attrs["column"], "areas": len(hh),
             "areas_not_in_lookup": int(hun["area"].nunique()),
             "areas_not_in_lookup_examples": hun["area"].astype(str).head(10).tolist(),
         }
         if hun["area"].nunique() == len(hh):
             raise InputError(
                 "no area of the households table is in the lookup (OA codes need an "
-                "OA-to-ward lookup: --households-lookup)", file=args.households,
+                "OA-to-ward lookup: --households-lookup)", file=households,
             )
+        if households_lookup:
+            hlong = None  # OA-level: not placed in the study-era wards below
     if report["lsoas_not_in_lookup"] == long["area"].nunique():
-        raise InputError("no LSOA of the population files is in the lookup",
-                         file=args.sape[0])
-    return IngestResult(table=table, kind="denominators", report=report,
-                        require_exposure=False)
+        raise InputError("no LSOA of the population files is in the lookup", file=sape[0])
+    if boundaries == "study" and not isinstance(lookup, pd.DataFrame):
+        table = _add_study_wards(table, long, hlong, lookup, lk, sapes, report)
+    return IngestResult(table=table[list(DENOMINATOR_COLUMNS)], kind="denominators",
+                        report=report, require_exposure=False)
+
+
+def _add_study_wards(table, long, hlong, lookup, lk, sapes, report) -> pd.DataFrame:
+    """Append the study wards on study-era boundaries that the lookup's vintage lacks."""
+
+    if str(lk["vintage"].iloc[0]) == STUDY_VINTAGE:
+        return table
+    latest = max(sapes, key=lambda s: int(s["year"].iloc[0]))
+    try:
+        geo = resolve_geography(lookup, None, boundaries="study",
+                                lsoa_population=latest.set_index("area")["all_ages"])
+    except InputError as err:
+        add_notice(report, "ward boundaries", f"study-era wards not added: {err}")
+        return table
+    amap = geo.area_map()
+    new = geo.design[~geo.design["ward"].isin(set(table["ward"]))]
+    report["study_era_wards_added"] = {
+        "vintage": geo.vintage, "wards": [f"{r.ward_name} ({r.la}, {r.ward})"
+                                          for r in new.itertuples(index=False)]}
+    if "boundary_changes" in geo.report:
+        report["boundary_changes"] = geo.report["boundary_changes"]
+    for g in geo.report.get("guards", []):
+        report.setdefault("guards", []).append(g)
+    if new.empty:
+        return table
+    sub = amap[amap["ward"].isin(set(new["ward"]))]
+    extra = [denominators_to_wards(long, geo.lookup, area_map=sub)[0]]
+    if hlong is not None:
+        extra.append(denominators_to_wards(hlong, geo.lookup, area_map=sub)[0])
+    if hlong is None and "households" in set(table["denominator"]):
+        add_notice(report, "ward boundaries", "households of the study-era wards are missing: "
+                   "the households table is by OA (give an LSOA-level table)")
+    return pd.concat([table, *extra], ignore_index=True)

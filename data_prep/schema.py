@@ -28,8 +28,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from nbdid.config import BoundsConfig
+from nbdid.data_prep.textfiles import decode_text
 from nbdid.errors import InputError
-from nbdid.registry import GROUPS, INDICATORS, Family
+from nbdid.families import FAMILIES, family_columns, get_family
+from nbdid.outputs import atomic_path, write_csv
+from nbdid.registry import GROUPS, INDICATORS
 
 # ----------------------------------------------------------------------------------------
 # The result type of every `nbdid ingest SOURCE` module
@@ -75,10 +79,6 @@ class IngestResult:
 # The schema
 # ----------------------------------------------------------------------------------------
 
-ALL_FAMILIES: tuple[Family, ...] = ("binomial", "poisson", "price")
-COUNT_FAMILIES: tuple[Family, ...] = ("binomial", "poisson")
-
-
 @dataclass(frozen=True)
 class ColumnSpec:
     """One column of the ward panel.
@@ -95,41 +95,55 @@ class ColumnSpec:
     optional
         The column may be absent from a file altogether (it is then added, empty).
     description
-        What the column holds (used in docs and ``nbdid data validate --schema``).
+        What the column holds (used in docs and ``nbdid data schema``).
+    minimum
+        Smallest whole number allowed (whole-number columns).
     """
 
     name: str
     dtype: str
-    required_for: tuple[Family, ...]
+    required_for: tuple[str, ...]
     optional: bool
     description: str
+    minimum: int | None = None
+
+
+_ALL = tuple(FAMILIES)
+
+
+def _family_specs() -> tuple[ColumnSpec, ...]:
+    """The value columns of the registered families (:func:`nbdid.families.family_columns`)."""
+    out = []
+    for name, (spec, users) in family_columns().items():
+        required = tuple(u for u in users if name in FAMILIES[u].required)
+        who = "/".join(users)
+        out.append(ColumnSpec(name, spec.dtype, required, True, f"{who}: {spec.description}",
+                              spec.minimum))
+    return tuple(out)
 
 
 PANEL_COLUMNS: tuple[ColumnSpec, ...] = (
-    ColumnSpec("indicator", "string", ALL_FAMILIES, False,
+    ColumnSpec("indicator", "string", _ALL, False,
                "registry key (or a user key given a family with `nbdid fit --family`)"),
-    ColumnSpec("ward", "string", ALL_FAMILIES, False,
+    ColumnSpec("ward", "string", _ALL, False,
                "ward identifier (ONS ward code or synthetic id)"),
     ColumnSpec("ward_name", "string", (), True, "ward name"),
     ColumnSpec("la", "string", (), True, "local authority name"),
-    ColumnSpec("group", "string", ALL_FAMILIES, False, "'nbi' or 'benchmark'"),
+    ColumnSpec("group", "string", _ALL, False, "'nbi' or 'benchmark'"),
     ColumnSpec("pair", "Int64", (), True,
                "matched pair number (empty when the design has no pairs); one ward of each group per pair"),
-    ColumnSpec("period", "int64", ALL_FAMILIES, False, "0-based ordinal of the period (0 = earliest)"),
+    ColumnSpec("period", "int64", _ALL, False, "0-based ordinal of the period (0 = earliest)"),
     ColumnSpec("period_label", "string", (), True, "label of the period, e.g. '2011' or '2018-2024'"),
     ColumnSpec("post", "int64", (), True,
                "0 before the initiative, 1 after (default: period 0 -> 0, later periods -> 1)"),
-    ColumnSpec("count", "Int64", COUNT_FAMILIES, True,
-               "binomial/poisson: events or people with the outcome (whole number >= 0)"),
-    ColumnSpec("exposure", "float64", COUNT_FAMILIES, True,
-               "binomial: trials (whole number >= count); poisson: population/households (> 0)"),
-    ColumnSpec("n", "Int64", ("price",), True, "price: number of transactions (>= 1)"),
-    ColumnSpec("mean_price", "float64", ("price",), True, "price: mean price in pounds (> 0)"),
-    ColumnSpec("mean_log_price", "float64", ("price",), True, "price: mean of log prices"),
-    ColumnSpec("sd_log_price", "float64", (), True, "price: SD of log prices (empty when n == 1)"),
+    *_family_specs(),
     ColumnSpec("synthetic", "boolean", (), True, "True for rows of the synthetic default panel"),
 )
-"""The ward panel schema: the contract between the data layer and the models."""
+"""The ward panel schema: the contract between the data layer and the models.  The
+value columns come from the registered families (:mod:`nbdid.families`)."""
+
+VALUE_COLUMNS: tuple[str, ...] = tuple(family_columns())
+"""The families' value columns (count, exposure, n, prices, ...)."""
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in PANEL_COLUMNS)
 SPECS: dict[str, ColumnSpec] = {c.name: c for c in PANEL_COLUMNS}
@@ -232,9 +246,10 @@ def _families_for(
 ) -> pd.Series:
     fam_map: dict[str, str] = {k: v.family for k, v in INDICATORS.items()}
     for key, fam in (families or {}).items():
-        if fam not in ALL_FAMILIES:
+        fam = "poisson" if fam == "negbin" else fam
+        if fam not in FAMILIES:
             raise InputError(
-                f"family of indicator '{key}' must be one of {', '.join(ALL_FAMILIES)}, not {fam!r}",
+                f"family of indicator '{key}' must be one of {', '.join(FAMILIES)}, not {fam!r}",
                 file=ctx.file,
             )
         fam_map[str(key)] = fam
@@ -246,20 +261,24 @@ def _families_for(
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ctx.fail(
             f"unknown indicator '{key}'{hint}; use a registry key or give its family "
-            "(nbdid fit --family KEY=binomial|poisson|price)",
+            f"(nbdid fit --family KEY={'|'.join(FAMILIES)})",
             pos=pos,
             column="indicator",
         )
     return fam.astype("string")
 
 
-def _check_columns(df: pd.DataFrame, ctx: _Ctx, present_families: set[str] | None) -> None:
+def _check_columns(df: pd.DataFrame, ctx: _Ctx, present_families: set[str] | None,
+                   covariates: tuple[str, ...] = ()) -> None:
     cols = [str(c) for c in df.columns]
     dup = [c for c in cols if cols.count(c) > 1]
     if dup:
         raise InputError(f"column '{dup[0]}' appears more than once in the header", file=ctx.file, row=1)
-    unknown = [c for c in cols if c not in SPECS]
-    missing = []
+    unknown = [c for c in cols if c not in SPECS and c not in covariates]
+    missing = [c for c in covariates if c not in cols]
+    clash = [c for c in covariates if c in SPECS]
+    if clash:
+        raise InputError(f"'{clash[0]}' is a panel column, not a covariate", file=ctx.file)
     for spec in PANEL_COLUMNS:
         if spec.name in cols:
             continue
@@ -281,11 +300,20 @@ def _check_columns(df: pd.DataFrame, ctx: _Ctx, present_families: set[str] | Non
         close = difflib.get_close_matches(name, COLUMN_NAMES, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise InputError(
-            f"unknown column '{name}'{hint}; panel columns are: {', '.join(COLUMN_NAMES)}",
+            f"unknown column '{name}'{hint}; panel columns are: {', '.join(COLUMN_NAMES)} "
+            "(declare covariate columns: --covariates)",
             file=ctx.file,
             row=1,
             column=name,
         )
+
+
+def _family_message(message: str, family: str, indicator: str, shown: dict[str, str]) -> str:
+    """A family's row-check message with the row's values: ``message`` may name
+    ``{indicator}``, ``{family}`` and any value column (``{count}``, ``{exposure}``...);
+    otherwise the flagged indicator is appended."""
+    text = message.format(indicator=indicator, family=family, **shown)
+    return text if "{indicator}" in message else f"{text} (indicator '{indicator}')"
 
 
 def validate_panel(
@@ -295,6 +323,8 @@ def validate_panel(
     require_exposure: bool = True,
     families: Mapping[str, str] | None = None,
     lines: np.ndarray | None = None,
+    covariates: tuple[str, ...] | list[str] = (),
+    bounds: BoundsConfig | None = None,
 ) -> pd.DataFrame:
     """Check a ward panel against the schema and return a normalised copy.
 
@@ -313,6 +343,14 @@ def validate_panel(
     lines
         File line of each row of ``df`` (default: row position + 2, i.e. a CSV with
         a one-line header).
+    covariates
+        Extra columns to keep as numeric covariates (``nbdid fit --covariates``); they
+        must be numbers or empty, and follow the schema columns in the result.
+    bounds
+        Plausibility bounds of the value columns and rates (default:
+        :class:`nbdid.config.BoundsConfig`'s documented defaults).  A value outside is
+        refused, as is an indicator with nothing to model (every count 0, no
+        variation), when ``require_exposure`` (a complete panel).
 
     Returns
     -------
@@ -345,7 +383,8 @@ def validate_panel(
     if pos is not None:
         raise ctx.fail("indicator is empty", pos=pos, column="indicator")
     family = _families_for(indicator, families, ctx)
-    _check_columns(df, ctx, set(family.unique()))
+    covariates = tuple(str(c).strip() for c in covariates)
+    _check_columns(df, ctx, set(family.unique()), covariates)
 
     out = pd.DataFrame(index=df.index)
     out["indicator"] = indicator
@@ -394,88 +433,58 @@ def validate_panel(
     else:
         out["post"] = (out["period"] > 0).astype("int64")
 
-    # --- counts
-    is_count = family.isin(list(COUNT_FAMILIES)).to_numpy(dtype=bool)
-    is_binom = (family == "binomial").to_numpy(dtype=bool)
-    is_price = (family == "price").to_numpy(dtype=bool)
-    if "count" in df.columns:
-        cnt = _whole(_numeric(df, "count", ctx, what="count"), ctx, "count", what="count", minimum=0)
-    else:
-        cnt = pd.Series(pd.array([pd.NA] * len(df), dtype="Int64"), index=df.index)
-    if "exposure" in df.columns:
-        expo = _numeric(df, "exposure", ctx, what="exposure")
-    else:
-        expo = pd.Series(np.nan, index=df.index)
-    pos = _first(is_count & cnt.isna().to_numpy())
-    if pos is not None:
-        raise ctx.fail(f"count is empty for {family.iloc[pos]} indicator '{indicator.iloc[pos]}'",
-                       pos=pos, column="count")
-    e = expo.to_numpy(dtype=float, na_value=np.nan)
-    if require_exposure:
-        pos = _first(is_count & np.isnan(e))
-        if pos is not None:
-            raise ctx.fail(f"exposure is empty for {family.iloc[pos]} indicator '{indicator.iloc[pos]}'",
-                           pos=pos, column="exposure")
-    pos = _first(is_count & ~np.isnan(e) & (e <= 0))
-    if pos is not None:
-        raise ctx.fail(f"exposure must be positive, not {e[pos]:g}", pos=pos, column="exposure")
-    pos = _first(is_binom & ~np.isnan(e) & (e != np.round(e)))
-    if pos is not None:
-        raise ctx.fail(f"exposure (number of trials) of a binomial indicator must be a whole number, not {e[pos]:g}",
-                       pos=pos, column="exposure")
-    c = cnt.to_numpy(dtype=float, na_value=np.nan)
-    pos = _first(is_binom & ~np.isnan(e) & ~np.isnan(c) & (c > e))
-    if pos is not None:
-        raise ctx.fail(
-            f"count {c[pos]:g} is larger than its exposure {e[pos]:g} (number of trials) "
-            f"of binomial indicator '{indicator.iloc[pos]}'",
-            pos=pos, column="count",
-        )
-    out["count"] = cnt.where(pd.Series(is_count, index=df.index), pd.NA).astype("Int64")
-    out["exposure"] = pd.Series(np.where(is_count, e, np.nan), index=df.index, dtype="float64")
-
-    # --- prices
-    if "n" in df.columns:
-        n = _whole(_numeric(df, "n", ctx, what="n"), ctx, "n", what="n", minimum=None)
-    else:
-        n = pd.Series(pd.array([pd.NA] * len(df), dtype="Int64"), index=df.index)
-    narr = n.to_numpy(dtype=float, na_value=np.nan)
-    pos = _first(is_price & (np.isnan(narr) | (narr < 1)))
-    if pos is not None:
-        shown = "empty" if np.isnan(narr[pos]) else f"{narr[pos]:g}"
-        raise ctx.fail(f"number of transactions n must be at least 1, not {shown}", pos=pos, column="n")
-    price_cols = {}
-    for col in ("mean_price", "mean_log_price", "sd_log_price"):
-        if col in df.columns:
-            price_cols[col] = _numeric(df, col, ctx, what=col).to_numpy(dtype=float, na_value=np.nan)
+    # --- the families' value columns
+    values: dict[str, np.ndarray] = {}
+    for spec in PANEL_COLUMNS:
+        if spec.name not in VALUE_COLUMNS:
+            continue
+        if spec.name in df.columns:
+            v = _numeric(df, spec.name, ctx, what=spec.name)
+            if spec.dtype == "Int64":
+                v = _whole(v, ctx, spec.name, what=spec.name, minimum=spec.minimum)
+            values[spec.name] = v.to_numpy(dtype=float, na_value=np.nan)
         else:
-            price_cols[col] = np.full(len(df), np.nan)
-    mp, mlp, sdl = price_cols["mean_price"], price_cols["mean_log_price"], price_cols["sd_log_price"]
-    pos = _first(is_price & (np.isnan(mp) | (mp <= 0)))
-    if pos is not None:
-        shown = "empty" if np.isnan(mp[pos]) else f"{mp[pos]:g}"
-        raise ctx.fail(f"mean_price must be a positive amount, not {shown}", pos=pos, column="mean_price")
-    pos = _first(is_price & np.isnan(mlp))
-    if pos is not None:
-        raise ctx.fail("mean_log_price is empty", pos=pos, column="mean_log_price")
-    pos = _first(is_price & ~np.isnan(sdl) & (sdl < 0))
-    if pos is not None:
-        raise ctx.fail(f"sd_log_price must be non-negative, not {sdl[pos]:g}", pos=pos, column="sd_log_price")
-    pos = _first(is_price & (narr > 1) & np.isnan(sdl))
-    if pos is not None:
-        raise ctx.fail("sd_log_price is empty although n > 1", pos=pos, column="sd_log_price")
-    pos = _first(is_price & ~np.isnan(mp) & (mp > 0) & (mlp > np.log(np.where(mp > 0, mp, 1.0)) + 1e-6))
-    if pos is not None:
-        raise ctx.fail(
-            "mean_log_price is larger than log(mean_price), which is impossible "
-            "(the mean of logs is at most the log of the mean)",
-            pos=pos, column="mean_log_price",
-        )
-    price_mask = pd.Series(is_price, index=df.index)
-    out["n"] = n.where(price_mask, pd.NA).astype("Int64")
-    out["mean_price"] = np.where(is_price, mp, np.nan)
-    out["mean_log_price"] = np.where(is_price, mlp, np.nan)
-    out["sd_log_price"] = np.where(is_price, sdl, np.nan)
+            values[spec.name] = np.full(len(df), np.nan)
+    limits: dict[str, Any] = dict((bounds if bounds is not None else BoundsConfig()).columns)
+    rates = (bounds if bounds is not None else BoundsConfig()).max_rate
+    limits["max_rate"] = indicator.map(rates).astype("float64").fillna(np.inf).to_numpy()
+    for fam_name in family.unique():
+        fam = get_family(str(fam_name))
+        rows = (family == fam_name).to_numpy(dtype=bool)
+
+        def fail(message: str, mask: np.ndarray, column: str, fam=fam) -> None:
+            pos = _first(mask)
+            if pos is None:
+                return
+            shown = {k: ("empty" if np.isnan(v[pos]) else f"{v[pos]:g}") for k, v in values.items()}
+            raise ctx.fail(_family_message(message, fam.name, str(indicator.iloc[pos]), shown),
+                           pos=pos, column=column)
+
+        fam.check_rows(values, rows, fail, require_deferred=require_exposure)
+        # plausibility: a value no ward can have (1e300 people) is refused here, not in
+        # the sampler
+        fam.check_bounds(values, rows, fail, limits)
+    if require_exposure:
+        for key in pd.unique(indicator):
+            rows = (indicator == key).to_numpy(dtype=bool)
+            fam = get_family(str(family[rows].iloc[0]))
+            found = fam.degenerate(values, rows)
+            if found is not None:
+                message, column = found
+                raise ctx.fail(message.format(indicator=key, family=fam.name), pos=_first(rows),
+                               column=column)
+    for spec in PANEL_COLUMNS:
+        if spec.name not in VALUE_COLUMNS:
+            continue
+        users = family.isin([f for f in FAMILIES if spec.name in
+                             {c.name for c in FAMILIES[f].columns}]).to_numpy(dtype=bool)
+        v = np.where(users, values[spec.name], np.nan)
+        if spec.dtype == "Int64":
+            arr = pd.array(np.where(np.isnan(v), 0, v).astype("int64"), dtype="Int64")
+            arr[np.isnan(v)] = pd.NA
+            out[spec.name] = arr
+        else:
+            out[spec.name] = v
 
     # --- synthetic marker
     if "synthetic" in df.columns:
@@ -494,12 +503,14 @@ def validate_panel(
     else:
         out["synthetic"] = pd.array(np.zeros(len(df), dtype=bool), dtype="boolean")
 
+    for col in covariates:
+        out[col] = _numeric(df, col, ctx, what=f"covariate {col}").to_numpy(dtype=float, na_value=np.nan)
     _check_design(out, ctx)
 
     out["_line"] = ctx.lines
     out = out.sort_values([*SORT_COLUMNS], kind="stable", na_position="last", ignore_index=True)
     out = out.drop(columns="_line")
-    return out[list(COLUMN_NAMES)].astype({c.name: c.dtype for c in PANEL_COLUMNS})
+    return out[[*COLUMN_NAMES, *covariates]].astype({c.name: c.dtype for c in PANEL_COLUMNS})
 
 
 def _check_design(out: pd.DataFrame, ctx: _Ctx) -> None:
@@ -573,13 +584,26 @@ def _check_design(out: pd.DataFrame, ctx: _Ctx) -> None:
             raise ctx.fail("period_label is empty here but given on other rows", pos=pos,
                            column="period_label")
     # post must not go back from 1 to 0 as period increases within an indicator
-    per = out.groupby(["indicator", "period"], sort=True)["post"].agg(["min", "max"]).reset_index()
-    pos = _first((per["min"] != per["max"]).to_numpy())
-    if pos is not None:
-        ind, p = per["indicator"].iloc[pos], per["period"].iloc[pos]
-        where = _first(((out["indicator"] == ind) & (out["period"] == p)).to_numpy(dtype=bool))
-        raise ctx.fail(f"period {p} of indicator '{ind}' has rows with post 0 and post 1",
-                       pos=where, column="post")
+    # (one value per period; the row reported is one that disagrees with the most
+    # common value of its period, in file order)
+    grp = out.groupby(["indicator", "period"], sort=False)["post"]
+    mixed = (grp.transform("min") != grp.transform("max")).to_numpy(dtype=bool)
+    if mixed.any():
+        ones = grp.transform("sum").to_numpy()
+        size = grp.transform("size").to_numpy()
+        post = out["post"].to_numpy()
+        # majority value; on a tie, the value of the period's first row in the file
+        first_post = (out.assign(_l=ctx.lines).sort_values("_l", kind="stable")
+                      .groupby(["indicator", "period"], sort=False)["post"].transform("first")
+                      .reindex(out.index).to_numpy())
+        majority = np.where(2 * ones > size, 1, np.where(2 * ones < size, 0, first_post))
+        odd = mixed & (post != majority)
+        order = np.argsort(ctx.lines, kind="stable")
+        pos = int(order[np.flatnonzero(odd[order])[0]])
+        ind, p = out["indicator"].iloc[pos], out["period"].iloc[pos]
+        raise ctx.fail(f"post is {post[pos]} here, but {majority[pos]} on the other rows of period "
+                       f"{p} of indicator '{ind}' (one post value per period)",
+                       pos=pos, column="post")
 
 
 # ----------------------------------------------------------------------------------------
@@ -589,24 +613,11 @@ def _check_design(out: pd.DataFrame, ctx: _Ctx) -> None:
 _NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "<NA>", "null", "NULL", "None"]
 
 
-def _decode(raw: bytes, path: Path) -> str:
+def _decode(raw: bytes, path: Path) -> tuple[str, str]:
+    """The file's text and its encoding (:func:`nbdid.data_prep.textfiles.decode_text`)."""
     if not raw.strip():
         raise InputError("the file is empty", file=path)
-    if b"\x00" in raw[:8192]:
-        if raw[:4] == b"PAR1":
-            raise InputError("this is a Parquet file, not CSV; give it a .parquet suffix", file=path)
-        raise InputError("this is a binary file, not a CSV text file", file=path)
-    for enc in ("utf-8-sig",):
-        try:
-            return raw.decode(enc)
-        except UnicodeDecodeError as err:
-            line = raw[: err.start].count(b"\n") + 1
-            raise InputError(
-                f"the file is not UTF-8 text (byte 0x{raw[err.start]:02x} at position {err.start}); "
-                "save it as UTF-8 (e.g. in Excel: 'CSV UTF-8') and try again",
-                file=path, row=line,
-            ) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    return decode_text(raw, path)
 
 
 def read_panel(
@@ -614,6 +625,8 @@ def read_panel(
     *,
     require_exposure: bool = True,
     families: Mapping[str, str] | None = None,
+    covariates: tuple[str, ...] | list[str] = (),
+    bounds: BoundsConfig | None = None,
 ) -> pd.DataFrame:
     """Read and validate a ward panel CSV (or Parquet, if pyarrow is installed).
 
@@ -621,13 +634,14 @@ def read_panel(
     ----------
     path
         Panel file (``.csv``; ``.parquet`` needs pyarrow).
-    require_exposure, families
+    require_exposure, families, covariates, bounds
         See :func:`validate_panel`.
 
     Returns
     -------
     pandas.DataFrame
-        The validated, normalised panel.
+        The validated, normalised panel; ``attrs["encoding"]`` says how a CSV file was
+        decoded (UTF-8, UTF-16, Windows-1252, ...).
 
     Raises
     ------
@@ -640,14 +654,16 @@ def read_panel(
     if p.is_dir():
         raise InputError("expected a panel file, got a folder", file=p)
     if p.suffix.lower() in (".parquet", ".pq"):
-        return _read_parquet(p, require_exposure=require_exposure, families=families)
+        return _read_parquet(p, require_exposure=require_exposure, families=families,
+                             covariates=covariates, bounds=bounds)
     if p.suffix.lower() in (".xlsx", ".xls", ".ods"):
-        raise InputError("spreadsheets are not read directly; save the sheet as CSV (UTF-8)", file=p)
+        raise InputError("spreadsheets are not read directly; save the sheet as CSV (UTF-8): in "
+                         "Excel 'Save As' > 'CSV UTF-8 (Comma delimited) (*.csv)'", file=p)
     try:
         raw = p.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read the file: {err.strerror or err}", file=p) from None
-    text = _decode(raw, p)
+    text, encoding = _decode(raw, p)
     first_line = text.lstrip().splitlines()[0] if text.strip() else ""
     if "," not in first_line:
         hint = " (it looks tab-separated; use commas)" if "\t" in first_line else \
@@ -677,7 +693,10 @@ def read_panel(
     except (ValueError, UnicodeError) as err:
         raise InputError(f"not a well-formed CSV file: {err}", file=p) from None
     lines = _file_lines(text, len(df))
-    return validate_panel(df, file=p, require_exposure=require_exposure, families=families, lines=lines)
+    panel = validate_panel(df, file=p, require_exposure=require_exposure, families=families,
+                           lines=lines, covariates=covariates, bounds=bounds)
+    panel.attrs["encoding"] = encoding  # provenance: how the file was read
+    return panel
 
 
 def _file_lines(text: str, nrows: int) -> np.ndarray:
@@ -693,7 +712,9 @@ def _file_lines(text: str, nrows: int) -> np.ndarray:
     return np.arange(nrows) + 2
 
 
-def _read_parquet(p: Path, *, require_exposure: bool, families: Mapping[str, str] | None) -> pd.DataFrame:
+def _read_parquet(p: Path, *, require_exposure: bool, families: Mapping[str, str] | None,
+                  covariates: tuple[str, ...] | list[str] = (),
+                  bounds: BoundsConfig | None = None) -> pd.DataFrame:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -703,7 +724,8 @@ def _read_parquet(p: Path, *, require_exposure: bool, families: Mapping[str, str
         df = pd.read_parquet(p)
     except Exception as err:  # pyarrow raises many types for corrupt files
         raise InputError(f"not a readable Parquet file: {err}", file=p) from None
-    return validate_panel(df, file=p, require_exposure=require_exposure, families=families)
+    return validate_panel(df, file=p, require_exposure=require_exposure, families=families,
+                          covariates=covariates, bounds=bounds)
 
 
 def _format_csv_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -729,9 +751,16 @@ def write_panel(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         The path written.
     """
-    from nbdid.outputs import atomic_path, write_csv
-
-    panel = validate_panel(df, require_exposure=False, families=_families_of(df))
+    given = _families_of(df)
+    panel = validate_panel(df, require_exposure=False, families=given)
+    # value columns of families the panel does not use are left out of the file (a panel
+    # of the report's indicators has no columns of, say, the gaussian family)
+    present = {(given or {}).get(k) or (INDICATORS[k].family if k in INDICATORS else None)
+               for k in panel["indicator"].astype(str).unique()}
+    used = {c.name for f in present if f in FAMILIES for c in FAMILIES[f].columns}
+    if None in present:  # a key whose family is unknown here: keep every column
+        used = set(VALUE_COLUMNS)
+    panel = panel.drop(columns=[c for c in VALUE_COLUMNS if c not in used])
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         try:
@@ -758,26 +787,29 @@ def panel_summary(panel: pd.DataFrame) -> pd.DataFrame:
     indicators (the raw ratio for user keys) and ``sum(n * mean_price) / sum(n)`` for
     prices, i.e. the report's group figure.
     """
+    given = _families_of(panel) or {}
     rows = []
     for (ind, per, grp), sub in panel.groupby(["indicator", "period", "group"], sort=True):
         reg = INDICATORS.get(str(ind))
-        is_price = sub["n"].notna().all() and sub["count"].isna().all()
+        if reg is not None or str(ind) in given:
+            fam = get_family(reg.family if reg is not None else given[str(ind)])
+        else:  # a user key: the first family whose value columns are filled
+            present = {c for c in VALUE_COLUMNS if sub[c].notna().any()}
+            fam = next((f for f in FAMILIES.values() if set(f.required) - set(f.deferred) <= present),
+                       next(iter(FAMILIES.values())))
         label = sub["period_label"].dropna()
-        row = {
+        totals = fam.ward_totals(sub).sum().to_frame().T
+        mult = reg.multiplier if reg is not None else 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = float(fam.unit_value(totals, mult).iloc[0])
+        total = float(totals[fam.weight_column].iloc[0])
+        rows.append({
             "indicator": ind,
             "period": int(per),
             "period_label": label.iloc[0] if len(label) else "",
             "group": grp,
             "wards": int(sub["ward"].nunique()),
-        }
-        if is_price:
-            n = sub["n"].astype("float64")
-            row["total"] = float(n.sum())
-            row["value"] = float((n * sub["mean_price"]).sum() / n.sum())
-        else:
-            mult = reg.multiplier if reg is not None else 1.0
-            ex = sub["exposure"].sum()
-            row["total"] = float(ex)
-            row["value"] = float(mult * sub["count"].astype("float64").sum() / ex) if ex > 0 else float("nan")
-        rows.append(row)
+            "total": total,
+            "value": value if total > 0 else float("nan"),
+        })
     return pd.DataFrame(rows)

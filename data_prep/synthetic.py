@@ -40,6 +40,7 @@ from scipy import optimize, special
 from nbdid.config import GeneratorConfig
 from nbdid.data_prep.published import load_report_values, study_wards
 from nbdid.data_prep.schema import COLUMN_NAMES, read_panel, validate_panel
+from nbdid.families import get_family
 from nbdid.registry import GROUPS, INDICATORS, Indicator
 
 Z95 = 1.96
@@ -99,21 +100,14 @@ def implied_denominator(ind: Indicator, value: float, half_width: float) -> floa
     Binomial: ``n = p (1 - p) / (h / 1.96)^2`` with ``p = value / 100``.
     Poisson: ``N = 1.96^2 * value * multiplier / h^2``.
     """
-    if ind.family == "binomial":
-        p = value / ind.multiplier
-        return p * (1 - p) / (half_width / (Z95 * ind.multiplier)) ** 2
-    if ind.family == "poisson":
-        return Z95**2 * value * ind.multiplier / half_width**2
-    raise ValueError(f"{ind.key} is a price indicator")
+    if not ind.is_count:
+        raise ValueError(f"{ind.key} is a price indicator")
+    return get_family(ind.family).implied_total(value, half_width, ind.multiplier)
 
 
 def pooled_half_width(ind: Indicator, count: float, exposure: float) -> float:
     """The report's pooled 95% CI half-width of a group (binomial or Poisson)."""
-    if ind.family == "binomial":
-        p = count / exposure
-        return Z95 * ind.multiplier * np.sqrt(p * (1 - p) / exposure)
-    rate = ind.multiplier * count / exposure
-    return Z95 * np.sqrt(rate * ind.multiplier / exposure)
+    return get_family(ind.family).pooled_half_width(count, exposure, ind.multiplier)
 
 
 def denominator_targets() -> pd.DataFrame:

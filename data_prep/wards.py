@@ -5,10 +5,13 @@ were when the programme started; many councils have been re-warded since (Birmin
 2018, Bolsover, Cheshire West and Chester, Rother 2019, Weymouth and Portland merged
 into Dorset 2019).  :func:`resolve_study_wards` finds each ward in the lookups:
 
-1. by exact name and local authority in the target vintage (``method = "exact"``);
+1. by exact name and local authority in the target vintage (``method = "exact"``) --
+   unless the ward's area differs from the study era (:data:`STUDY_VINTAGE`, or any
+   other vintage given when that lookup is absent): then ``"same name, area changed"``
+   (Nechells keeps its name in 2019 but has 8 of its 21 study-era LSOAs);
 2. by normalised spelling (case, ``&``/``and``, apostrophes, hyphens, ``St.``/``St``,
    ``Kingston upon Hull, City of``/``Kingston upon Hull``) in the target vintage
-   (``"normalised spelling"``);
+   (``"normalised spelling"``, or ``"normalised spelling, area changed"``);
 3. otherwise in another vintage (the nearest in time first), and then mapped to the
    target vintage through the 2011 LSOAs the two wards share -- derived from the
    lookups, not from a hand-typed table: ``"mapped: same area"`` (a pure re-coding or
@@ -24,6 +27,13 @@ and in Walsall.  Local authorities renamed without boundary change are in
 A split ward is represented by one *composite* ward id, its successor codes joined
 with ``+`` (e.g. ``E05011111+E05011112``); :func:`design_area_map` turns a design with
 such ids into an ``area -> ward`` table for aggregating LSOA-level data.
+
+Every loader places small areas in wards through :func:`resolve_geography`: the
+report's wards on their **study-era boundaries** by default (``boundaries="study"``:
+the WD17 lookup, found in the folder of the lookup given), or on the lookup's own
+vintage (``"lookup"``); either way :func:`boundary_changes` reports the wards whose
+area differs between the two (9 of the 58 between WD17 and WD19), with the share of
+their LSOAs -- and of their people, when LSOA populations are known -- that changed.
 """
 
 from __future__ import annotations
@@ -31,12 +41,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 
-from nbdid.data_prep.lookups import read_lookup, read_text
+from nbdid.data_prep.guards import add_notice
+from nbdid.data_prep.lookups import detect_lookup_layout, read_header, read_lookup, read_text
+from nbdid.data_prep.published import study_wards
 from nbdid.errors import InputError
 
 LA_ALIASES: dict[str, str] = {
@@ -68,6 +82,20 @@ RESOLVED_COLUMNS: tuple[str, ...] = (
 )
 
 DESIGN_COLUMNS: tuple[str, ...] = ("ward", "ward_name", "la", "group", "pair")
+
+STUDY_VINTAGE = "WD17"
+"""Ward boundaries of the study era: the vintage the report's ward names belong to.
+
+All 58 names resolve by name in the 2015-2017 lookups (East Folkestone's authority was
+then called Shepway); the 2016 and 2017 boundaries of the 58 wards are identical, and
+2015 differs only for two Knowsley wards re-warded in May 2016 (Northwood, Page Moss).
+From 2018 on, 9 wards change area (Birmingham 2018; Bolsover, Dorset, Dover, Preston,
+Blackburn with Darwen, Hull, Newcastle 2018-2019): Nechells, for one, keeps its name
+but shrinks from 21 LSOAs to 8."""
+
+Boundaries = Literal["study", "lookup"]
+"""Areas of the report's wards: ``"study"`` (:data:`STUDY_VINTAGE`) or ``"lookup"`` (the
+vintage of the lookup given)."""
 
 
 def normalise_name(name: object) -> str:
@@ -136,7 +164,6 @@ def sibling_lookups(path: str | PathLike[str]) -> list[Path]:
     Used to resolve study wards that were re-warded: the ward is found in an older
     vintage and mapped forward.  Files whose header is not a ward lookup are ignored.
     """
-    from nbdid.data_prep.lookups import detect_lookup_layout, read_header
 
     p = Path(path)
     out = [p]
@@ -156,11 +183,54 @@ def _vintage_year(v: str) -> int:
     return int(re.sub(r"\D", "", v) or 0)
 
 
+_PREPARED: dict[int, tuple[pd.DataFrame, pd.DataFrame, dict[str, frozenset[str]]]] = {}
+
+
+def _prepared(lk: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, frozenset[str]]]:
+    """Ward table and ward -> LSOA sets of a lookup, computed once per lookup table."""
+    hit = _PREPARED.get(id(lk))
+    if hit is not None and hit[0] is lk:
+        return hit[1], hit[2]
+    table = _ward_table(lk)
+    groups: dict[str, list[str]] = {}
+    for w, a in zip(lk["ward"].to_numpy(dtype=object), lk["area"].to_numpy(dtype=object),
+                    strict=True):
+        groups.setdefault(str(w), []).append(a)
+    areas = {k: frozenset(v) for k, v in groups.items()}
+    if len(_PREPARED) >= 8:
+        _PREPARED.clear()
+    _PREPARED[id(lk)] = (lk, table, areas)
+    return table, areas
+
+
+_KEYS: dict[int, tuple[pd.DataFrame, dict[tuple[str, str], list[int]]]] = {}
+
+
+def _match(table: pd.DataFrame, n_name: str, n_la: str) -> pd.DataFrame:
+    """Rows of a ward table with this normalised name and authority (indexed once)."""
+    hit = _KEYS.get(id(table))
+    if hit is None or hit[0] is not table:
+        index: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(table["n_name"], table["n_la"], strict=True)):
+            index.setdefault(key, []).append(i)
+        if len(_KEYS) >= 16:
+            _KEYS.clear()
+        hit = _KEYS[id(table)] = (table, index)
+    return table.iloc[hit[1].get((n_name, n_la), [])]
+
+
+def _ward_areas(lk: pd.DataFrame, code: object) -> frozenset[str]:
+    return _prepared(lk)[1].get(str(code), frozenset())
+
+
 def _ward_table(lk: pd.DataFrame) -> pd.DataFrame:
     w = lk.groupby(["ward", "ward_name", "la_name"], dropna=False).size().rename("lsoas")
     w = w.reset_index()
-    w["n_name"] = w["ward_name"].map(normalise_name)
-    w["n_la"] = w["la_name"].map(normalise_la)
+    w.attrs = {}  # no per-slice copies of the lookup's metadata
+    names = {n: normalise_name(n) for n in w["ward_name"].dropna().unique()}
+    las = {n: normalise_la(n) for n in w["la_name"].dropna().unique()}
+    w["n_name"] = [names.get(n, "") if isinstance(n, str) else "" for n in w["ward_name"]]
+    w["n_la"] = [las.get(n, "") if isinstance(n, str) else "" for n in w["la_name"]]
     return w
 
 
@@ -195,7 +265,7 @@ def resolve_wards(
         raise InputError(
             f"no {vintage} lookup given (have {', '.join(sorted(lookups)) or 'none'})"
         )
-    tables = {v: _ward_table(lk) for v, lk in lookups.items()}
+    tables = {v: _prepared(lk)[0] for v, lk in lookups.items()}
     target_lk = lookups[vintage]
     target = tables[vintage]
     others = sorted(
@@ -215,7 +285,7 @@ def resolve_wards(
             "note": "",
             "lsoas": 0,
         }
-        hit = target[(target["n_name"] == n_name) & (target["n_la"] == n_la)]
+        hit = _match(target, n_name, n_la)
         if len(hit) == 1:
             h = hit.iloc[0]
             exact = h["ward_name"] == name and h["la_name"] == la
@@ -226,7 +296,11 @@ def resolve_wards(
                 note="" if exact else f"matched '{h['ward_name']}' in '{h['la_name']}'",
                 lsoas=int(h["lsoas"]),
             )
-            res["note"] = _boundary_note(res, h["ward"], n_name, n_la, vintage, tables, lookups)
+            res["note"], changed = _boundary_note(res, h["ward"], n_name, n_la, vintage, tables,
+                                                  lookups)
+            if changed:
+                res["method"] = ("same name, area changed" if exact
+                                 else "normalised spelling, area changed")
         elif len(hit) > 1:
             res.update(
                 method="ambiguous",
@@ -238,11 +312,11 @@ def resolve_wards(
             )
             for v in others:
                 t = tables[v]
-                old = t[(t["n_name"] == n_name) & (t["n_la"] == n_la)]
+                old = _match(t, n_name, n_la)
                 if len(old) != 1:
                     continue
                 o = old.iloc[0]
-                lsoas = lookups[v].loc[lookups[v]["ward"] == o["ward"], "area"]
+                lsoas = list(_ward_areas(lookups[v], o["ward"]))
                 succ = target_lk[target_lk["area"].isin(lsoas)]
                 if succ.empty:
                     res.update(
@@ -300,28 +374,38 @@ def resolve_wards(
     return out
 
 
-def _boundary_note(res, code, n_name, n_la, vintage, tables, lookups) -> str:
-    """Add a note when the same-named ward had other LSOAs in another vintage."""
+def _boundary_note(res, code, n_name, n_la, vintage, tables, lookups) -> tuple[str, bool]:
+    """Note other boundaries of the same-named ward; say whether its area changed.
+
+    The area counts as changed when it differs from the study era
+    (:data:`STUDY_VINTAGE`, when that lookup is given and is not the target) or, without
+    a study-era lookup, from any other vintage given.  A ward of the target vintage is
+    never reported as an ``exact`` match when its area changed.
+    """
     note = res["note"]
-    mine = set(lookups[vintage].loc[lookups[vintage]["ward"] == code, "area"])
+    mine = set(_ward_areas(lookups[vintage], code))
     changed = []
+    differs_from_reference = False
+    reference = [STUDY_VINTAGE] if STUDY_VINTAGE in tables else list(tables)
     for v, t in sorted(tables.items()):
         if v == vintage:
             continue
-        old = t[(t["n_name"] == n_name) & (t["n_la"] == n_la)]
+        old = _match(t, n_name, n_la)
         if len(old) != 1:
             continue
-        theirs = set(lookups[v].loc[lookups[v]["ward"] == old.iloc[0]["ward"], "area"])
+        theirs = set(_ward_areas(lookups[v], old.iloc[0]["ward"]))
         if theirs != mine:
             changed.append(
                 f"{v} {old.iloc[0]['ward']} ({len(theirs)} LSOAs, {len(mine & theirs)} shared)"
             )
+            if v in reference and vintage != STUDY_VINTAGE:
+                differs_from_reference = True
     if changed:
         extra = f"same name, other boundary than in {vintage} ({len(mine)} LSOAs): " + "; ".join(
             changed
         )
         note = f"{note}; {extra}" if note else extra
-    return note
+    return note, differs_from_reference
 
 
 def resolve_study_wards(
@@ -347,7 +431,6 @@ def resolve_study_wards(
     pandas.DataFrame
         Columns :data:`RESOLVED_COLUMNS`.
     """
-    from nbdid.data_prep.published import study_wards
 
     lookups = load_lookups(lookup_paths)
     if wards is None:
@@ -491,7 +574,6 @@ def study_design(
         ``code1+code2``); ``resolved`` is the full :func:`resolve_wards` table
         including wards not found.
     """
-    from nbdid.data_prep.published import study_wards
 
     if isinstance(lookup, (str, PathLike)):
         first = read_lookup(lookup)
@@ -531,3 +613,230 @@ def design_area_map(lookup: pd.DataFrame, design: pd.DataFrame) -> pd.DataFrame:
         )
     m = lookup[["area", "ward"]].rename(columns={"ward": "part"}).merge(parts, on="part")
     return m[["area", "ward", "ward_name", "la"]].rename(columns={"la": "la_name"})
+
+
+# ----------------------------------------------------------------------------------------
+# boundary changes between vintages, and the geography every loader uses
+# ----------------------------------------------------------------------------------------
+
+
+def _areas_of(lookup: pd.DataFrame, code: object) -> frozenset[str]:
+    if code is None or code is pd.NA or (isinstance(code, float) and code != code):
+        return frozenset()
+    parts = str(code).replace(";", "+").split("+")
+    return frozenset().union(*(_ward_areas(lookup, c) for c in parts))
+
+
+def boundary_changes(
+    lookups: Mapping[str, pd.DataFrame],
+    wards: pd.DataFrame,
+    from_vintage: str,
+    to_vintage: str,
+    *,
+    lsoa_population: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Per ward, how much of its area changed between two boundary vintages.
+
+    Parameters
+    ----------
+    lookups
+        ``{vintage: normalised LSOA lookup}`` holding both vintages.
+    wards
+        ``ward_name, la`` (plus ``pair``, ``group``), e.g. the report's 58.
+    from_vintage, to_vintage
+        E.g. ``"WD17"`` (study era) and ``"WD19"``.
+    lsoa_population
+        Optional population per LSOA code, to weigh the change by people.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ward_name, la, code_from, code_to, method_to, lsoas_from, lsoas_to,
+        lsoas_shared, share_lsoas_changed`` and, with ``lsoa_population``,
+        ``population_from, population_to, share_population_changed``.  A share is the
+        part of the union of both areas that lies in only one of them (0 = same area,
+        1 = nothing shared).
+    """
+    a = resolve_wards(wards, lookups, from_vintage)
+    b = resolve_wards(wards, lookups, to_vintage)
+    pop = None
+    if lsoa_population is not None:
+        pop = lsoa_population.copy()
+        pop.index = pop.index.astype("string").str.upper()
+    rows = []
+    for (_, ra), (_, rb) in zip(a.iterrows(), b.iterrows(), strict=True):
+        sa = _areas_of(lookups[from_vintage], ra["ward_code"])
+        sb = _areas_of(lookups[to_vintage], rb["ward_code"])
+        union = sa | sb
+        rec = {
+            "ward_name": ra["ward_name"], "la": ra["la"],
+            "code_from": ra["ward_code"], "code_to": rb["ward_code"], "method_to": rb["method"],
+            "lsoas_from": len(sa), "lsoas_to": len(sb), "lsoas_shared": len(sa & sb),
+            "share_lsoas_changed": (len(union - (sa & sb)) / len(union)) if union else 0.0,
+        }
+        if pop is not None:
+            pa_ = float(pop.reindex(list(sa)).sum())
+            pb_ = float(pop.reindex(list(sb)).sum())
+            pu = float(pop.reindex(list(union)).sum())
+            ps = float(pop.reindex(list(sa & sb)).sum())
+            rec.update(population_from=pa_, population_to=pb_,
+                       share_population_changed=(pu - ps) / pu if pu else 0.0)
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def _change_lines(changes: pd.DataFrame, from_v: str, to_v: str) -> list[str]:
+    out = []
+    for r in changes[changes["share_lsoas_changed"] > 0].itertuples(index=False):
+        pop = ""
+        if hasattr(r, "share_population_changed"):
+            pop = f", {r.share_population_changed:.0%} of the population"
+        out.append(f"{r.ward_name} ({r.la}): {r.lsoas_from} LSOAs in {from_v}, {r.lsoas_to} in "
+                   f"{to_v}, {r.lsoas_shared} shared ({r.share_lsoas_changed:.0%} of the area's "
+                   f"LSOAs changed{pop})")
+    return out
+
+
+@dataclass(frozen=True)
+class Geography:
+    """The wards a loader builds rows for, and the lookup that places small areas in them.
+
+    Attributes
+    ----------
+    design
+        ``ward, ward_name, la, group, pair`` (composite ids ``A+B`` for split wards).
+    lookup
+        Normalised LSOA (or MSOA) lookup of the design's ward codes.
+    report
+        Provenance: how the wards were resolved, boundary changes, guard notices.
+    """
+
+    design: pd.DataFrame
+    lookup: pd.DataFrame
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def vintage(self) -> str:
+        """Ward vintage of the design's codes, e.g. ``"WD17"``."""
+        return str(self.lookup["vintage"].iloc[0])
+
+    def area_map(self) -> pd.DataFrame:
+        """``area, ward, ward_name, la_name`` of the design's wards (:func:`design_area_map`)."""
+        return design_area_map(self.lookup, self.design)
+
+
+def _lookups_with_siblings(lookup: str | PathLike[str] | pd.DataFrame) -> tuple[
+        pd.DataFrame, dict[str, pd.DataFrame]]:
+    if isinstance(lookup, pd.DataFrame):
+        return lookup, {str(lookup["vintage"].iloc[0]): lookup}
+    first = read_lookup(lookup)
+    lookups = load_lookups([first, *sibling_lookups(lookup)[1:]])
+    lookups[str(first["vintage"].iloc[0])] = first
+    return first, lookups
+
+
+def resolve_geography(
+    lookup: str | PathLike[str] | pd.DataFrame,
+    design: str | PathLike[str] | pd.DataFrame | None = None,
+    *,
+    boundaries: Boundaries = "study",
+    lookups: Mapping[str, pd.DataFrame] | None = None,
+    lsoa_population: pd.Series | None = None,
+) -> Geography:
+    """The wards to build and how small areas are placed in them.
+
+    Parameters
+    ----------
+    lookup
+        ONS LSOA/MSOA-to-ward lookup (path: the other LSOA lookups in its folder are
+        used too), or a normalised lookup table.
+    design
+        ``None``: the report's 58 wards; a design file (``group``, ``pair`` and ward
+        codes or ``ward_name`` + ``la``, resolved in the lookup's vintage); or a design
+        table ``ward, ward_name, la, group, pair`` in the lookup's vintage.
+    boundaries
+        For the report's wards: ``"study"`` (default) uses the study-era areas
+        (:data:`STUDY_VINTAGE`, whose lookup must be in the folder); ``"lookup"`` uses
+        the lookup's vintage, mapping re-warded wards (split wards become ``A+B``).
+        Either way the wards whose area differs between the two are reported.
+    lookups
+        Extra ``{vintage: lookup}`` tables (default: the folder's siblings).
+    lsoa_population
+        Optional population per LSOA to report the population share that changed.
+
+    Raises
+    ------
+    InputError
+        When the study-era lookup is needed but missing (with the fix), or a design
+        ward cannot be found.
+    """
+    first, lks = _lookups_with_siblings(lookup)
+    if lookups:
+        lks = {**lks, **{k.upper(): v for k, v in lookups.items()}}
+    vintage = str(first["vintage"].iloc[0])
+    lookup_name = str(lookup) if not isinstance(lookup, pd.DataFrame) else f"{vintage} lookup"
+    if design is not None:
+        if isinstance(design, pd.DataFrame):
+            d = design.copy()
+            for c in ("ward_name", "la"):
+                if c not in d:
+                    d[c] = d["ward"]
+            if "pair" not in d:
+                d["pair"] = pd.array([pd.NA] * len(d), dtype="Int64")
+            d = d[list(DESIGN_COLUMNS)]
+            design_area_map(first, d)  # raises for codes not in the lookup
+            return Geography(d.reset_index(drop=True), first,
+                             {"design": "design table", "design_wards": int(len(d))})
+        d = read_design(design, lks, vintage)
+        return Geography(d, first, {"design": str(design), "design_wards": int(len(d))})
+    if boundaries not in ("study", "lookup"):
+        raise InputError(f"boundaries must be 'study' or 'lookup', not '{boundaries}'")
+
+    wards = study_wards()
+    target = STUDY_VINTAGE if boundaries == "study" else vintage
+    if target not in lks or lks[target]["level"].iloc[0] != "lsoa":
+        raise InputError(
+            f"the report's wards are built on their study-era boundaries ({STUDY_VINTAGE}), "
+            f"which needs the ONS 'LSOA (2011) to Ward (2017) Lookup in England and Wales' in "
+            f"the folder of {lookup_name} (have {', '.join(sorted(lks))}); add it, or pass "
+            f"--boundaries lookup to use the {vintage} boundaries of the lookup instead"
+        )
+    res = resolve_wards(wards, lks, target)
+    design_df = _design_from_resolved(res)
+    area_lookup = lks[target]
+    rep: dict[str, Any] = {
+        "design": f"the report's 58 study wards on {target} boundaries"
+                  + (" (study era)" if target == STUDY_VINTAGE else " (the lookup's vintage)"),
+        "boundaries": boundaries,
+        "design_vintage": target,
+        "ward_lookups_used": sorted(lks),
+        "ward_resolution": {str(k): int(v) for k, v in res["method"].value_counts().items()},
+        "wards_not_resolved": [
+            f"{r.ward_name} ({r.la}): {r.note}" for r in res[res["ward_code"].isna()].itertuples(index=False)
+        ],
+        "wards_mapped": [
+            f"{r.ward_name} ({r.la}) -> {r.ward_code}: {r.method}; {r.note}"
+            for r in res[res["method"].str.startswith("mapped")].itertuples(index=False)
+        ],
+    }
+    study_ok = STUDY_VINTAGE in lks and lks[STUDY_VINTAGE]["level"].iloc[0] == "lsoa"
+    if vintage != STUDY_VINTAGE and study_ok:
+        ch = boundary_changes(lks, wards, STUDY_VINTAGE, vintage, lsoa_population=lsoa_population)
+        lines = _change_lines(ch, STUDY_VINTAGE, vintage)
+        rep["boundary_changes"] = {
+            "from": STUDY_VINTAGE, "to": vintage,
+            "wards_changed": len(lines), "wards": lines,
+            "definition": "share changed = part of the union of both areas' LSOAs (or "
+                          "people) that lies in only one of them",
+        }
+        if lines:
+            used = ("the panel uses the study-era areas" if target == STUDY_VINTAGE
+                    else f"the panel uses the {target} areas")
+            add_notice(rep, "ward boundaries",
+                       f"{len(lines)} of {len(wards)} study wards have another area in {vintage} "
+                       f"than in the study era ({STUDY_VINTAGE}); {used}: " + "; ".join(lines))
+    elif not study_ok:
+        add_notice(rep, "ward boundaries",
+                   f"the study-era lookup ({STUDY_VINTAGE}) is not in the folder of "
+                   f"{lookup_name}: cannot tell which study wards changed area in {target}")
+    return Geography(design_df, area_lookup, rep)

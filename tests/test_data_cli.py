@@ -10,8 +10,8 @@ from importlib import resources
 import pandas as pd
 import pytest
 
+from nbdid.cli import ingest as ingest_cli
 from nbdid.cli import main
-from nbdid.data_prep import commands
 from nbdid.data_prep.schema import IngestResult, read_panel
 
 SHIPPED = resources.files("nbdid.data_prep") / "default" / "panel.csv"
@@ -136,11 +136,11 @@ def fake_source(monkeypatch):
         return IngestResult(table=pd.DataFrame({"ward": ["E05000001"], "population": [100]}),
                             kind="denominators", report={"rows_read": 1})
 
-    mod.add_arguments = add_arguments
-    mod.run_ingest = run_ingest
     monkeypatch.setitem(sys.modules, "nbdid_fake_source", mod)
-    monkeypatch.setitem(commands.INGEST_SOURCES, "fake", "nbdid_fake_source")
-    monkeypatch.setitem(commands.INGEST_SOURCES, "missing", "nbdid.data_prep._no_such_source")
+    monkeypatch.setitem(ingest_cli.INGEST_SOURCES, "fake", ingest_cli.IngestSource(
+        "nbdid_fake_source", add_arguments, run_ingest))
+    monkeypatch.setitem(ingest_cli.INGEST_SOURCES, "missing", ingest_cli.IngestSource(
+        "nbdid.data_prep._no_such_source", add_arguments, run_ingest))
     return calls
 
 
@@ -193,5 +193,5 @@ def test_ingest_source_usage_errors(tmp_path, capsys, fake_source):
 
 
 def test_ingest_sources_registry():
-    assert set(commands.INGEST_SOURCES) == {"police", "land-registry", "dwp", "nomis",
+    assert set(ingest_cli.INGEST_SOURCES) == {"police", "land-registry", "dwp", "nomis",
                                             "population", "imd"}

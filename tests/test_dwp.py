@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import re
 import statistics
@@ -41,19 +40,14 @@ def _table(path: Path) -> tuple[list[str], dict[str, list[str]]]:
     return rows[h], {r[0]: r for r in rows[h + 2:] if len(r) > 3}
 
 
-def _args(**kw) -> argparse.Namespace:
-    base = dict(population=None, denominator=None, periods=None, missing="zero",
-                apportion_population=None)
-    base.update(kw)
-    return argparse.Namespace(**base)
+def _counts(file, lookup, **kw):
+    return dwp.build_ward_counts(str(file), str(lookup), **kw)
 
 
 @pytest.fixture(scope="module")
 def cilif_panel():
     _need(CILIF_MSOA, LSOA_LK)
-    wards, rep, _meta, _lk = dwp.build_ward_counts(
-        _args(file=str(CILIF_MSOA), indicator="children_low_income", lookup=str(LSOA_LK),
-              periods="2014/15,2020/21"))
+    wards, rep, _meta, _lk = _counts(CILIF_MSOA, LSOA_LK, periods="2014/15,2020/21")
     return dwp.panel_rows(wards, "children_low_income", rep["periods"]), rep
 
 
@@ -133,9 +127,7 @@ def test_la_total_equals_sum_of_msoas(la_file, msoa_file, period):
 
 def test_uc_msoa_lookup_best_fit_and_missing(tmp_path):
     _need(UC_MSOA, MSOA_LK)
-    wards, rep, _, _ = dwp.build_ward_counts(
-        _args(file=str(UC_MSOA), indicator="out_of_work_benefits", lookup=str(MSOA_LK),
-              periods="August 2015,August 2021"))
+    wards, rep, _, _ = _counts(UC_MSOA, MSOA_LK, periods="August 2015,August 2021")
     assert rep["apportioning"] == "msoa_best_fit" and rep["areas_split_over_several_wards"] == 0
     assert rep["missing_cells_in_matched_areas"] > 0
     header, rows = _table(UC_MSOA)
@@ -149,9 +141,7 @@ def test_uc_msoa_lookup_best_fit_and_missing(tmp_path):
     t = wards.set_index(["ward", "period_label"])["count"]
     assert t[(ward, "August 2021")] == expect
     with pytest.raises(InputError, match=r"missing value.*line \d+|line \d+.*missing value"):
-        dwp.build_ward_counts(_args(file=str(UC_MSOA), indicator="out_of_work_benefits",
-                                    lookup=str(MSOA_LK), periods="August 2015",
-                                    missing="error"))
+        _counts(UC_MSOA, MSOA_LK, periods="August 2015", missing="error")
 
 
 def test_exposure_from_denominators(tmp_path):
@@ -164,9 +154,8 @@ def test_exposure_from_denominators(tmp_path):
         for y in (2014, 2020):
             lines.append(f"{w},x,y,{y},children_0_19,{5000 + k % 7}")
     dens.write_text("\n".join(lines) + "\n")
-    res = dwp.run_ingest(_args(file=str(CILIF_MSOA), indicator="children_low_income",
-                               lookup=str(LSOA_LK), periods="2014/15,2020/21",
-                               population=str(dens)))
+    res = dwp.ingest_dwp(CILIF_MSOA, "children_low_income", LSOA_LK,
+                         periods="2014/15,2020/21", population=dens, boundaries="lookup")
     assert res.require_exposure is True and res.kind == "panel"
     t = res.table
     k = {w: i for i, w in enumerate(wards)}
@@ -179,9 +168,9 @@ def test_exposure_from_denominators(tmp_path):
 
     validate_panel(t, require_exposure=True)
     # a year without denominators -> clean error
-    with pytest.raises(InputError, match="no 'children_0_19' for ward"):
-        dwp.run_ingest(_args(file=str(CILIF_MSOA), indicator="children_low_income",
-                             lookup=str(LSOA_LK), periods="2015/16", population=str(dens)))
+    with pytest.raises(InputError, match="no 'children_0_19' for ward .*mid-2015"):
+        dwp.ingest_dwp(CILIF_MSOA, "children_low_income", LSOA_LK, periods="2015/16",
+                       population=dens, boundaries="lookup")
 
 
 def test_period_year():
@@ -207,16 +196,13 @@ def test_unknown_names_and_periods(tmp_path):
     f = tmp_path / "sx.csv"
     f.write_text('"Year","2019/20"\n"Area",\n"Atlantis 001",5\n"Total",5\n')
     with pytest.raises(InputError, match="no area name of the file is in the lookup"):
-        dwp.build_ward_counts(_args(file=str(f), indicator="children_low_income",
-                                    lookup=str(MSOA_LK)))
+        _counts(f, MSOA_LK)
     f.write_text('"Year","2019/20"\n"Area",\n"Hartlepool 001",5\n"Atlantis 001",3\n')
-    wards, rep, _, _ = dwp.build_ward_counts(
-        _args(file=str(f), indicator="children_low_income", lookup=str(MSOA_LK)))
+    wards, rep, _, _ = _counts(f, MSOA_LK)
     assert rep["unmatched_examples"] == ["Atlantis 001"]
     assert wards["count"].sum() == 5
     with pytest.raises(InputError, match="period '2030/31' is not in the file"):
-        dwp.build_ward_counts(_args(file=str(f), indicator="children_low_income",
-                             lookup=str(MSOA_LK), periods="2030/31"))
+        _counts(f, MSOA_LK, periods="2030/31")
 
 
 def test_weights_sum_to_one():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbdid.data_prep.imd import add_arguments, read_imd, run_ingest, ward_imd
+from nbdid.data_prep.imd import ingest_imd, read_imd, ward_imd
 from nbdid.errors import InputError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ons_lookups"
@@ -22,9 +21,7 @@ LOOKUP19 = DATA / "LSOA11_to_WD19_LAD19_Lookup_EW.csv"
 def result():
     if not (IMD.exists() and LOOKUP19.exists()):
         pytest.skip("shared ONS extracts not available")
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return run_ingest(parser.parse_args(["--imd", str(IMD), "--lookup", str(LOOKUP19)]))
+    return ingest_imd(IMD, LOOKUP19)
 
 
 def test_all_58_study_wards_get_imd(result):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import statistics
@@ -12,12 +11,11 @@ import pandas as pd
 import pytest
 
 from nbdid.data_prep.land_registry import (
-    add_arguments,
     build_price_panel,
+    ingest_land_registry,
     parse_periods,
     read_postcodes,
     read_ppd,
-    run_ingest,
 )
 from nbdid.errors import InputError
 
@@ -130,9 +128,7 @@ def test_cli_path_and_errors(tmp_path, ppd_rows):
     nspl, _ = _nspl(tmp_path, ppd_rows)
     design = tmp_path / "design.csv"
     design.write_text("ward,group,pair\nE05000001,nbi,1\nE05000002,benchmark,1\n")
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    res = run_ingest(parser.parse_args(["--ppd", str(PPD), "--postcodes", str(nspl), "--design", str(design)]))
+    res = ingest_land_registry([PPD], nspl, design=design)
     assert res.kind == "panel" and set(res.table["ward"]) == {"E05000001", "E05000002"}
     assert set(res.table["indicator"]) == {"property_price"}
     bad = tmp_path / "bad.csv"

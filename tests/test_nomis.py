@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
@@ -78,11 +77,9 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
     return lk, mlk
 
 
-def _args(**kw):
-    base = dict(design=str(Path(kw["lookup"]).parent / "design.csv"), indicator="business_units", population=None, denominator=None, periods=None,
-                apportion_population=None)
-    base.update(kw)
-    return argparse.Namespace(**base)
+def _ingest(file, lookup, **kw):
+    kw.setdefault("design", Path(lookup).parent / "design.csv")
+    return nomis.ingest_nomis(file, lookup, **kw)
 
 
 def _expected_lsoa_share():
@@ -102,7 +99,7 @@ def test_both_layouts_apportioned(tmp_path, layout):
     else:
         f = tmp_path / "ukbc_web.csv"
         f.write_text(WEB)
-    res = nomis.run_ingest(_args(file=str(f), lookup=str(lk)))
+    res = _ingest(f, lk)
     t = res.table.set_index(["ward", "period_label"])["count"].to_dict()
     assert t == _expected_lsoa_share()
     assert res.report["layout"] == f"nomis_{layout}"
@@ -124,7 +121,7 @@ def test_msoa_best_fit_and_exposure(tmp_path):
     dens.write_text("ward,ward_name,la,year,denominator,value\n"
                     "E05008942,BV,H,2011,working_age,4000\nE05008944,FR,H,2011,working_age,5000\n"
                     "E05008942,BV,H,2021,working_age,4100\nE05008944,FR,H,2021,working_age,5100\n")
-    res = nomis.run_ingest(_args(file=str(f), lookup=str(mlk), population=str(dens)))
+    res = _ingest(f, mlk, population=dens)
     t = res.table.set_index(["ward", "period_label"])
     assert t.loc[("E05008942", "2011"), "count"] == 175
     assert t.loc[("E05008944", "2021"), "exposure"] == 5100
@@ -142,7 +139,7 @@ def test_population_share(tmp_path):
                       ("E01011953", 500)):
         lines.append(f"{code},x,{pop},{pop}," + ",".join(["0"] * 90))
     sape.write_text("\n".join(lines) + "\n")
-    res = nomis.run_ingest(_args(file=str(f), lookup=str(lk), apportion_population=str(sape)))
+    res = _ingest(f, lk, apportion_population=sape)
     t = res.table.set_index(["ward", "period_label"])["count"].to_dict()
     # 001 split 200:800 -> 175: 35 / 140 ; 205: 41 / 164
     assert t[("E05008942", "2011")] == 35 and t[("E05008944", "2011")] == 140 + 60
@@ -168,7 +165,7 @@ def test_bad_input(tmp_path, text, match):
     f = tmp_path / "bad.csv"
     f.write_text(text)
     with pytest.raises(InputError, match=match) as err:
-        nomis.run_ingest(_args(file=str(f), lookup=str(lk)))
+        _ingest(f, lk)
     assert "\n" not in str(err.value)
 
 
@@ -179,4 +176,4 @@ def test_several_categories_without_total(tmp_path):
             _api_row(2011, 1, "Hartlepool 001", "E02002483", 20, "Small", 5)]
     f.write_text("".join(rows))
     with pytest.raises(InputError, match="no total"):
-        nomis.run_ingest(_args(file=str(f), lookup=str(lk)))
+        _ingest(f, lk)

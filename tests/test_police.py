@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 from collections import Counter
 from pathlib import Path
@@ -11,12 +10,11 @@ import pandas as pd
 import pytest
 
 from nbdid.data_prep.police import (
-    add_arguments,
     build_panel,
     count_street_crime,
+    ingest_police,
     list_crime_files,
     period_of_month,
-    run_ingest,
 )
 from nbdid.errors import InputError
 
@@ -30,15 +28,6 @@ def _need(p: Path) -> Path:
     return p
 
 
-def _args(**kw) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    argv = []
-    for k, v in kw.items():
-        argv += [f"--{k.replace('_', '-')}", str(v)]
-    return parser.parse_args(argv)
-
-
 @pytest.fixture(scope="module")
 def lsoa_to_ward():
     with _need(LOOKUP19).open(newline="", encoding="utf-8-sig") as fh:
@@ -48,7 +37,8 @@ def lsoa_to_ward():
 @pytest.fixture(scope="module")
 def merseyside():
     d = _need(SHARED / "police_uk_merseyside")
-    return run_ingest(_args(crime_dir=d, lookup=LOOKUP19))
+    # one month of one force: a partial period, kept on purpose for counting
+    return ingest_police(d, LOOKUP19, partial_periods="keep")
 
 
 def test_merseyside_counts_match_independent_count(merseyside, lsoa_to_ward):
@@ -83,7 +73,8 @@ def test_merseyside_counts_match_independent_count(merseyside, lsoa_to_ward):
 
 def test_met_burglary_calendar_years(lsoa_to_ward):
     d = _need(SHARED / "police_uk_met_burglary_only")
-    res = run_ingest(_args(crime_dir=d, lookup=LOOKUP19, year_type="calendar", indicators="burglary"))
+    res = ingest_police(d, LOOKUP19, year_type="calendar", indicators=["burglary"],
+                        partial_periods="keep")
     rep = res.report
     assert [s["file"].endswith("2025-01-metropolitan-outcomes.csv") for s in rep["files_skipped"]] == [True]
     want, no_lsoa, outside = Counter(), 0, set()
@@ -170,10 +161,19 @@ def test_fixture_line_endings_missing_lsoa_and_months(fixture_dir):
     assert panel2.groupby("period_label")["post"].first().to_dict() == {"2010/11": 0, "2011/12": 1}
     pop = pd.DataFrame({"ward": ["W1", "W2"] * 2, "year": ["2010", "2010", "2011", "2011"],
                         "denominator": ["population"] * 4, "value": [100.0, 200, 110, 210]})
-    p3, r3 = build_panel(counts, info, _tiny_lookup(), design, population=pop)
+    # burglary needs Census 2011 households (year map): refused with the fix
+    with pytest.raises(InputError, match=r"no 'households' for ward W1.*burglary 2010/11.*"
+                                         r"Census 2011 households.*--households"):
+        build_panel(counts, info, _tiny_lookup(), design, population=pop)
+    hh = pd.DataFrame({"ward": ["W1", "W2"], "year": [2011, 2011],
+                       "denominator": ["households"] * 2, "value": [40.0, 80.0]})
+    p3, r3 = build_panel(counts, info, _tiny_lookup(), design,
+                         population=pd.concat([pop, hh], ignore_index=True))
     crime = p3[p3["indicator"] == "crime"].set_index(["ward", "period_label"])["exposure"]
     assert crime[("W1", "2010/11")] == 100.0 and crime[("W2", "2011/12")] == 210.0
-    assert r3["exposure"]["rows_without_exposure"] == int((p3["indicator"] == "burglary").sum())
+    burg = p3[p3["indicator"] == "burglary"].set_index(["ward", "period_label"])["exposure"]
+    assert burg[("W1", "2010/11")] == 40.0 == burg[("W1", "2011/12")]
+    assert "burglary 2011/12: Census 2011 households" in r3["exposure"]["year_map"]
 
 
 def test_period_labels():

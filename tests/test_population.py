@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
@@ -59,9 +58,7 @@ def test_sape_denominators_to_wards(tmp_path, formatted):
         "2011,Hartlepool 001C,E01011952,Total,720,230\n"
         "2011,Somewhere 001A,E01099999,Total,1,1\n"
     )
-    args = argparse.Namespace(sape=[str(f)], year=None, households=str(hh),
-                              households_column=None, households_lookup=None, lookup=str(lk))
-    res = population.run_ingest(args)
+    res = population.ingest_population([f], lk, households=hh)
     assert res.kind == "denominators"
     t = res.table.set_index(["ward", "year", "denominator"])["value"]
     assert list(res.table.columns) == ["ward", "ward_name", "la", "year", "denominator", "value"]

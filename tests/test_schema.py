@@ -34,7 +34,7 @@ def small_panel() -> pd.DataFrame:
                        "synthetic": False}
                 if ind == "property_price":
                     row.update(n=10 + k, mean_price=100000.0 + 1000 * k,
-                               mean_log_price=11.4, sd_log_price=0.4)
+                               mean_log_price=11.4 + 0.01 * k, sd_log_price=0.4)
                 else:
                     row.update(count=100 + 10 * k + period, exposure=1000.0 + k)
                 rows.append(row)
@@ -251,11 +251,16 @@ def test_encodings(tmp_path):
     p = tmp_path / "bom.csv"
     p.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert read_panel(p)["ward_name"].str.contains("Bêche").any()
+    # Latin-1/Windows-1252 (Excel's "CSV (Comma delimited)") is detected and read;
+    # a file mixing UTF-8 with a stray byte is refused on the stray byte's line
     p = tmp_path / "latin1.csv"
     p.write_bytes(text.encode("latin-1"))
+    got = read_panel(p)
+    assert "Bêche" in set(got["ward_name"]) and got.attrs["encoding"] in ("cp1252", "latin_1")
+    p.write_bytes(text.encode("utf-8") + b"\n" + "Bêche".encode("latin-1") + b"\n")
     with pytest.raises(InputError, match="not UTF-8") as info:
         read_panel(p)
-    assert info.value.row == 2
+    assert info.value.row == len(text.splitlines()) + 2
 
 
 def test_not_csv(tmp_path):

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nbdid.cli import ingest as ingest_cli
 from nbdid.cli import main
-from nbdid.data_prep import commands
 from nbdid.data_prep.schema import COLUMN_NAMES, IngestResult, read_panel, validate_panel
 from nbdid.errors import InputError
 
@@ -158,10 +158,10 @@ def test_malformed_bytes_fail_cleanly(tmp_path_factory, capsys, raw):
 def frame_source(monkeypatch):
     holder: dict[str, pd.DataFrame] = {}
     mod = types.ModuleType("nbdid_prop_source")
-    mod.add_arguments = lambda parser: None
-    mod.run_ingest = lambda args: IngestResult(table=holder["df"], kind="panel", report={"n": 1})
     monkeypatch.setitem(sys.modules, "nbdid_prop_source", mod)
-    monkeypatch.setitem(commands.INGEST_SOURCES, "prop", "nbdid_prop_source")
+    monkeypatch.setitem(ingest_cli.INGEST_SOURCES, "prop", ingest_cli.IngestSource(
+        "nbdid_prop_source", lambda parser: None,
+        lambda args: IngestResult(table=holder["df"], kind="panel", report={"n": 1})))
     return holder
 
 
