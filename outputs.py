@@ -5,14 +5,31 @@ Every command that writes results first calls :func:`prepare_out_dir` with the f
 names it is going to write (so that a clash is reported *before* any work is done),
 then writes each file with one of the ``write_*`` helpers, which write to a
 temporary file in the same folder and atomically rename it into place.
+
+Commands hold their output folder with :func:`open_out_dir`: one writer per folder (a
+lock naming its holder), and a marker that says the folder's files are not a complete
+result until the command has written its last file (:func:`unfinished_run`), so that a
+command interrupted or killed at any point leaves either its previous complete results
+or a folder recognised as unfinished, which the next command may replace or resume.
+
+Files are created with the user's umask (``0644`` under the usual ``022``), like any
+file a program writes, so colleagues on a shared drive can open them: the temporary
+file is created with ``os.open(..., 0o666)`` (the kernel applies the umask) instead of
+:func:`tempfile.mkstemp`, whose files are always ``0600``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 import os
+import re
+import secrets
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,15 +78,31 @@ def prepare_out_dir(out: str | os.PathLike[str], names: Iterable[str], *, force:
         os.unlink(probe)
     except OSError as err:
         raise OutputError(f"output folder {path} is not writable: {err.strerror or err}") from None
+    session = _SESSIONS.get(str(path.resolve()))
+    if session is not None:  # checked when the command took the folder (open_out_dir)
+        names = [n for n in names if n not in session.names]
     if not force:
-        existing = sorted(n for n in names if (path / n).exists())
-        if existing:
-            shown = ", ".join(existing[:3]) + (" ..." if len(existing) > 3 else "")
-            raise OutputError(
-                f"{path} already holds results ({shown}); use --force to overwrite "
-                "or choose another --out"
-            )
+        _refuse_existing(path, sorted(n for n in names if (path / n).exists()))
     return path
+
+
+def new_temp_file(folder: str | os.PathLike[str], *, prefix: str, suffix: str = "") -> Path:
+    """Create a new empty file with a unique name in ``folder`` and return its path.
+
+    Unlike :func:`tempfile.mkstemp` (always mode ``0600``), the file gets the mode the
+    user's umask gives a new file (``0o666 & ~umask``: ``0644`` under ``022``), so a
+    file renamed into place from it is as readable as any other file the user writes.
+    """
+    folder = Path(folder)
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+        os.close(fd)
+        return path
+    raise FileExistsError(f"no unused temporary file name in {folder}")  # pragma: no cover
 
 
 @contextlib.contextmanager
@@ -80,9 +113,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = new_temp_file(target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -122,3 +153,265 @@ def write_netcdf(idata: Any, target: str | os.PathLike[str]) -> Path:
     with atomic_path(target) as tmp:
         idata.to_netcdf(str(tmp), engine="h5netcdf")
     return Path(target)
+
+
+# ----------------------------------------------------------------------------------------
+# One writer per output folder, and folders of commands that did not finish
+# ----------------------------------------------------------------------------------------
+
+LOCK_NAME = ".nbdid.lock"
+"""Lock file of an output folder (``filelock``; the kernel releases it when its holder
+dies, whatever the signal)."""
+HOLDER_NAME = ".nbdid.lock.json"
+"""Who holds the lock (PID, host, command, start time); left behind only by a holder
+that was killed, which the next command reports as a stale lock."""
+UNFINISHED_NAME = ".nbdid-unfinished.json"
+"""Marker of a command that started writing into the folder and has not finished:
+written before the first result file and removed after the last one.  A folder that
+holds it holds no complete result set (see :func:`unfinished_run`)."""
+
+_TEMP_LEFTOVER = re.compile(r"^\..+\.[A-Za-z0-9_]{6,16}\.tmp$|^\.nbdid-probe-")
+_SESSIONS: dict[str, OutputSession] = {}
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def describe_holder(info: dict[str, Any] | None) -> str:
+    """``"nbdid run, PID 1234 on host, started 2025-07-01T10:00:00+01:00"``."""
+    if not info:
+        return "another nbdid command"
+    return (f"nbdid {info.get('command', '?')}, PID {info.get('pid', '?')} on "
+            f"{info.get('host', '?')}, started {info.get('started', '?')}")
+
+
+def unfinished_run(out: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The marker of a command that did not finish writing into ``out`` (killed,
+    interrupted or failed), or ``None``.
+
+    Commands that read a results folder (e.g. a report) should refuse or flag a folder
+    with this marker: its files are not a complete result set.  While the writing
+    command is still running the marker is there too (``"pid"`` says which process).
+    """
+    return _read_json(Path(out) / UNFINISHED_NAME)
+
+
+@dataclass
+class OutputSession:
+    """An output folder held by this process (see :func:`open_out_dir`).
+
+    Attributes
+    ----------
+    folder
+        The output folder.
+    command
+        The command writing it (``"run"``, ``"fit"``, ...).
+    names
+        The files the command may write (checked for clashes when it started).
+    previous
+        The marker of an earlier command into this folder that did not finish (its
+        ``state`` is what that command recorded with :meth:`record`), or ``None``.
+    stale_lock
+        Holder information left by an earlier command that was killed while holding
+        the lock (its PID is gone), or ``None``.
+    created
+        Whether the folder was created by this session.
+    """
+
+    folder: Path
+    command: str
+    names: set[str]
+    previous: dict[str, Any] | None = None
+    stale_lock: dict[str, Any] | None = None
+    created: bool = False
+    _marker: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def record(self, **state: Any) -> None:
+        """Store progress in the folder's unfinished-marker (atomically), so that a
+        command resuming after an interruption can read it from :attr:`previous`."""
+        self._marker.setdefault("state", {}).update(state)
+        write_text(json.dumps(self._marker, indent=2, default=str) + "\n",
+                   self.folder / UNFINISHED_NAME)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """What this session recorded so far."""
+        return dict(self._marker.get("state", {}))
+
+
+def _clean_leftovers(folder: Path) -> None:
+    """Remove temporary files of writers that were killed (the folder is locked: no
+    live nbdid process writes there)."""
+    for p in folder.rglob(".*"):
+        if p.is_file() and _TEMP_LEFTOVER.match(p.name):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _only_bookkeeping(folder: Path) -> bool:
+    keep = {LOCK_NAME, HOLDER_NAME, UNFINISHED_NAME}
+    return all(p.name in keep for p in folder.iterdir())
+
+
+@contextlib.contextmanager
+def open_out_dir(out: str | os.PathLike[str], names: Iterable[str], *, force: bool,
+                 command: str) -> Iterator[OutputSession]:
+    """Hold ``out`` for one command: create it, lock it, check ``names`` for clashes.
+
+    * A second command into the same folder (another process, another host on a
+      shared drive) is refused at once, naming the holder (PID, host, start time).
+    * The folder carries a marker (:data:`UNFINISHED_NAME`) from the start until the
+      block ends without an exception, so a folder of a command that was interrupted
+      or killed is recognised as unfinished (:func:`unfinished_run`); its files may be
+      replaced by the next command without ``--force`` (they were never a complete
+      result), and what it recorded (:meth:`OutputSession.record`) is in
+      :attr:`OutputSession.previous`.
+    * Files from completed commands are never overwritten without ``force``.
+    * A folder this command created and left empty (e.g. interrupted before its first
+      file) is removed again.
+
+    Within the block :func:`prepare_out_dir` (the ``save`` methods) accepts ``names``
+    without ``force``: they were checked here.  Nested calls for the same folder in one
+    process share the session.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be written, is held by another command, or holds
+        results and ``force`` is false.
+    """
+    path = Path(out)
+    key = str(path.resolve())
+    names = set(names)
+    active = _SESSIONS.get(key)
+    if active is not None:  # nested: the outer session holds the folder
+        fresh = names - active.names
+        if not force:
+            _refuse_existing(path, sorted(n for n in fresh if (path / n).exists()))
+        active.names |= fresh
+        yield active
+        return
+    created = not path.exists()
+    prepare_out_dir(path, (), force=True)  # create, check writable
+    lock = _lock_folder(path)
+    session: OutputSession | None = None
+    ok = False
+    try:
+        # holder information left by a command killed while it held the lock (the
+        # kernel released its lock; its PID is gone)
+        stale = _read_json(path / HOLDER_NAME)
+        holder = {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
+                  "started": _now()}
+        write_text(json.dumps(holder, indent=2) + "\n", path / HOLDER_NAME)
+        previous = unfinished_run(path)
+        _clean_leftovers(path)
+        exempt = set(previous.get("names", [])) if previous else set()
+        if not force:
+            _refuse_existing(path, sorted(n for n in names - exempt if (path / n).exists()))
+        session = OutputSession(path, command, names, previous=previous, stale_lock=stale,
+                                created=created)
+        # the earlier unfinished command's progress stays until this one records its own
+        carried = dict(previous.get("state", {})) if previous else {}
+        session._marker = {**holder, "names": sorted(names | exempt), "state": carried}
+        session.record()
+        _SESSIONS[key] = session
+        yield session
+        ok = True
+    finally:
+        _SESSIONS.pop(key, None)
+        with contextlib.suppress(OSError):
+            if ok:
+                (path / UNFINISHED_NAME).unlink(missing_ok=True)
+            elif session is not None and session.previous is None and \
+                    (path / UNFINISHED_NAME).exists() and _only_bookkeeping(path):
+                (path / UNFINISHED_NAME).unlink()  # nothing was written
+            (path / HOLDER_NAME).unlink(missing_ok=True)
+        # the lock file goes first (a command that opened it meanwhile finds its inode
+        # unlinked and retries, see _lock_folder), then the lock
+        if not getattr(lock, "nbdid_keep_file", False):
+            with contextlib.suppress(OSError):
+                (path / LOCK_NAME).unlink()
+        lock.release()
+        if created and not ok:
+            with contextlib.suppress(OSError):
+                if _only_bookkeeping(path):
+                    for p in path.iterdir():
+                        p.unlink()
+                    path.rmdir()
+
+
+def _lock_folder(path: Path) -> Any:
+    """Take the folder's lock at once (``filelock``), or raise naming its holder.
+
+    The lock file is removed on release, so a lock taken on a file that was unlinked
+    in between (its inode no longer at the path) is dropped and taken again.
+    """
+    from filelock import FileLock, Timeout
+
+    target = path / LOCK_NAME
+    for _ in range(20):
+        unlinked: list[bool] = []
+
+        def check(fd: int, unlinked: list[bool] = unlinked) -> None:
+            try:
+                same = os.stat(target).st_ino == os.fstat(fd).st_ino
+            except OSError:
+                same = False
+            if not same:
+                unlinked.append(True)
+
+        try:
+            lock = FileLock(str(target), timeout=0, on_acquired=check)
+        except TypeError:  # filelock < 4 (no on_acquired): the lock file is never removed
+            lock = FileLock(str(target), timeout=0)
+            lock.nbdid_keep_file = True
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            holder = _read_json(path / HOLDER_NAME)
+            raise OutputError(
+                f"{path} is in use by another nbdid command ({describe_holder(holder)}); wait "
+                "for it to finish or choose another --out"
+            ) from None
+        if not unlinked:
+            return lock
+        lock.release()
+    raise OutputError(f"cannot lock {path}: its lock file keeps changing")  # pragma: no cover
+
+
+def check_out_dir(out: str | os.PathLike[str], names: Iterable[str], *, force: bool) -> None:
+    """Refuse at once, creating nothing, when ``out`` holds complete results among
+    ``names`` and ``force`` is false (the check :func:`open_out_dir` makes, for a command
+    to run before it reads its inputs).
+
+    Raises
+    ------
+    OutputError
+        If ``out`` is a file, or would be overwritten.
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output folder {path} exists and is not a folder")
+    if force or not path.is_dir():
+        return
+    marker = unfinished_run(path)
+    exempt = set(marker.get("names", [])) if marker else set()
+    _refuse_existing(path, sorted(n for n in names if n not in exempt and (path / n).exists()))
+
+
+def _refuse_existing(path: Path, existing: list[str]) -> None:
+    if existing:
+        shown = ", ".join(existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise OutputError(
+            f"{path} already holds results ({shown}); use --force to overwrite "
+            "or choose another --out"
+        )

@@ -1,4 +1,9 @@
-"""Forest plot of the seven posterior DiDs with the report's intervals overlaid."""
+"""Forest plot: the posterior DiD of each indicator beside the report's interval.
+
+The seven indicators have different units, so each gets its own small panel with its
+own x-axis in its own unit (percentage points, rates per 1,000 or 10,000, pounds); a
+shared axis would let one indicator squash the others.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +11,75 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from nbdid.figures._style import (
-    FAIL_COLOUR,
-    NBI_COLOUR,
+from nbdid.figures.style import (
+    DOUBLE_COLUMN_MM,
+    FAILED_MARK,
     REPORT_COLOUR,
-    fmt_number,
+    VERDICT_MARKS,
+    Mark,
+    draw_interval,
+    failed_note,
+    format_interval,
+    indicator_label,
+    is_synthetic,
     mark_synthetic,
-    new_axes,
+    new_figure,
+    nice_locator,
+    styled,
+    thousands,
+    verdict_mark,
+    wrap_to_width,
 )
 
 FOREST_COLUMNS = (
     "indicator", "title", "unit", "estimate", "lower", "upper", "report_estimate",
     "report_lower", "report_upper", "baseline", "prob_benefit", "gate_passed",
 )
+"""Required columns (:func:`nbdid.analysis.comparison.forest_data` gives them)."""
+
+NEUTRAL_POSTERIOR = Mark("#000000", "o", True, "-", "posterior mean, 95% interval")
+NEUTRAL_REPORT = Mark(REPORT_COLOUR, "s", False, "-", "report: DiD and overlap-rule interval")
+ROW_MM = 17.0
+"""Height of one indicator's panel (title, two rows, tick labels)."""
 
 
-def plot_forest(data: pd.DataFrame, *, ax: Axes | None = None, synthetic: bool | None = None) -> Figure:
+def _x_limits(values: np.ndarray) -> tuple[float, float]:
+    v = values[np.isfinite(values)]
+    lo, hi = (float(v.min()), float(v.max())) if len(v) else (-1.0, 1.0)
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    pad = 0.06 * ((hi - lo) or 1.0)
+    return lo - pad, hi + pad
+
+
+@styled
+def plot_forest(data: pd.DataFrame, *, ax: Axes | list[Axes] | None = None,
+                synthetic: bool | None = None) -> Figure:
     """Posterior DiD per indicator beside the report's interval-arithmetic interval.
 
-    The seven indicators have different units, so every interval is drawn as a
-    percentage of the benchmark group's base-period level (a DiD of -8.6 crimes per
-    1,000 on a base of 171.9 is -5.0%); the numbers in each indicator's own unit are
-    written beside its row.
+    One small panel per indicator, in the indicator's own unit (differences of
+    percentages in percentage points): the posterior mean and 95% interval (top row)
+    and the report's DiD with the interval its overlap rule implies (bottom row), the
+    numbers written to the right.  Marks follow :mod:`nbdid.figures.style`: with
+    ``conclusion`` / ``report_conclusion`` columns a filled circle is a benefit, a filled
+    square harm, a hollow circle an interval including zero; a fit that failed its
+    diagnostics gate is a cross on a dashed line and its panel says so.
 
     Parameters
     ----------
     data
-        One row per indicator with columns ``indicator, title, unit, estimate, lower,
-        upper`` (posterior DiD mean and 95% interval, indicator unit),
-        ``report_estimate, report_lower, report_upper`` (the report's DiD and the
-        interval its overlap rule implies), ``baseline`` (benchmark base level),
-        ``prob_benefit`` and ``gate_passed``; optional ``synthetic``.
+        One row per indicator with :data:`FOREST_COLUMNS`: ``estimate, lower, upper``
+        (posterior DiD mean and 95% interval, indicator unit), ``report_estimate,
+        report_lower, report_upper``, ``prob_benefit`` and ``gate_passed``; optional
+        ``conclusion`` and ``report_conclusion`` (``benefit``/``harm``/``unclear``, see
+        :func:`nbdid.analysis.figure_tables.forest_table`), ``gate`` (the gate text)
+        and ``synthetic``.
     ax
-        Axes to draw on; a new figure when ``None``.
+        One Axes per indicator (or a single Axes when ``data`` has one row); a new
+        double-column figure when ``None``.
     synthetic
-        Stamp the synthetic-data notice (default: from ``data["synthetic"]``).
+        Put the synthetic-data banner on (default: from ``data["synthetic"]``).
 
     Returns
     -------
@@ -52,38 +90,64 @@ def plot_forest(data: pd.DataFrame, *, ax: Axes | None = None, synthetic: bool |
         raise ValueError(f"plot_forest: missing columns {missing}")
     d = data.reset_index(drop=True)
     n = len(d)
-    fig, ax = new_axes(ax, (13, 0.9 * n + 1.8))
-    y = np.arange(n)[::-1]
-    scale = 100.0 / d["baseline"].abs().to_numpy()
+    if n == 0:
+        raise ValueError("plot_forest: no rows")
+    if ax is None:
+        fig = new_figure("double", ROW_MM * n + 22.0)
+        axes = list(np.atleast_1d(fig.subplots(n, 1, squeeze=False)[:, 0]))
+    else:
+        axes = [ax] if isinstance(ax, Axes) else list(ax)
+        if len(axes) != n:
+            raise ValueError(f"plot_forest: {n} indicators but {len(axes)} axes")
+        fig = axes[0].figure
+    has_verdicts = "conclusion" in d.columns
+    has_report_verdicts = "report_conclusion" in d.columns
+    any_failed = False
+    used: dict[str, Mark] = {}
     for i, r in d.iterrows():
-        yi, s = y[i], scale[i]
-        ax.plot([r.report_lower * s, r.report_upper * s], [yi + 0.18] * 2, color=REPORT_COLOUR,
-                lw=2.5, solid_capstyle="butt", label="report (pooled, overlap rule)" if i == 0 else None)
-        ax.plot(r.report_estimate * s, yi + 0.18, "s", color=REPORT_COLOUR, ms=5)
-        colour = NBI_COLOUR if r.gate_passed else FAIL_COLOUR
-        ax.plot([r.lower * s, r.upper * s], [yi - 0.12] * 2, color=colour, lw=4,
-                solid_capstyle="butt", label="posterior 95% interval" if i == 0 else None)
-        ax.plot(r.estimate * s, yi - 0.12, "o", color="white", mec=colour, mew=2, ms=7)
-        m = max(abs(r.report_estimate), abs(r.estimate))
-
-        def f(x: float, m: float = m) -> str:
-            return fmt_number(x, m)
-
-        text = (
-            f"posterior {f(r.estimate)} [{f(r.lower)}, {f(r.upper)}], "
-            f"P(benefit)={r.prob_benefit:.2f}\nreport {f(r.report_estimate)} "
-            f"[{f(r.report_lower)}, {f(r.report_upper)}]  ({r.unit})"
-        )
-        if not r.gate_passed:
-            text += "  DIAGNOSTICS FAILED"
-        ax.annotate(text, xy=(1.01, yi), xycoords=("axes fraction", "data"), va="center",
-                    fontsize=7, color=colour if not r.gate_passed else "black")
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, [str(t) for t in d["title"]])
-    ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("difference-in-differences, % of the benchmark base level (NBI minus benchmark)")
-    ax.set_title("Posterior DiD per indicator (95% intervals) and the report's intervals", fontsize=10)
-    ax.legend(loc="lower left", fontsize=7, frameon=False)
-    syn = bool(data["synthetic"].any()) if synthetic is None and "synthetic" in data else bool(synthetic)
-    mark_synthetic(fig, syn)
+        a = axes[i]
+        passed = bool(r.gate_passed)
+        any_failed |= not passed
+        post = verdict_mark(r.conclusion, gate_passed=passed) if has_verdicts else (
+            NEUTRAL_POSTERIOR if passed else FAILED_MARK)
+        rep = verdict_mark(r.report_conclusion) if has_report_verdicts else NEUTRAL_REPORT
+        used.setdefault(post.label, post)
+        used.setdefault(rep.label, rep)
+        vals = np.asarray([r.estimate, r.lower, r.upper, r.report_estimate, r.report_lower,
+                           r.report_upper], dtype=float)
+        a.axvline(0.0, color="#333333", lw=0.6, zorder=1)
+        draw_interval(a, r.lower, r.upper, r.estimate, 1.0, post, lw=2.0, ms=5.5)
+        draw_interval(a, r.report_lower, r.report_upper, r.report_estimate, 0.0, rep, lw=1.2,
+                      ms=4.5)
+        a.set_xlim(*_x_limits(vals))
+        a.set_ylim(-0.6, 1.6)
+        a.set_yticks([1.0, 0.0], ["posterior", "report"])
+        a.tick_params(axis="y", length=0)
+        a.xaxis.set_major_locator(nice_locator(6))
+        thousands(a.xaxis)
+        a.spines["left"].set_visible(False)
+        scale = float(np.nanmax(np.abs(vals[np.isfinite(vals)]))) if np.isfinite(vals).any() else 1.0
+        post_text = (f"{format_interval(r.estimate, r.lower, r.upper, scale)};  "
+                     f"P(benefit) {r.prob_benefit:.2f}")
+        rep_text = format_interval(r.report_estimate, r.report_lower, r.report_upper, scale)
+        for y, text, colour in ((1.0, post_text, "black"), (0.0, rep_text, REPORT_COLOUR)):
+            a.annotate(text, xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0),
+                       textcoords="offset points", va="center", ha="left", color=colour)
+        title = indicator_label(str(r.indicator), fallback_unit=str(r.unit))
+        if not passed:
+            note = failed_note(r.get("gate")) if "gate" in d.columns else ""
+            title += "  —  DIAGNOSTICS FAILED" + (f" ({note.split(': ', 1)[-1]})" if note else "")
+        a.set_title(title, fontsize=8, loc="left", fontweight="bold")
+    if ax is None:
+        axes[-1].set_xlabel("difference in change, NBI minus benchmark (each panel in its "
+                            "indicator's unit)")
+        order = [m.label for m in (*VERDICT_MARKS.values(), FAILED_MARK, NEUTRAL_POSTERIOR,
+                                   NEUTRAL_REPORT) if m.label in used]
+        handles = [used[k].handle() for k in order]
+        handles.append(Line2D([], [], color="none", label="top row: posterior; bottom row: "
+                              "the report's DiD and overlap-rule interval"))
+        for h in handles:
+            h.set_label(wrap_to_width(h.get_label(), DOUBLE_COLUMN_MM / 2 - 16.0))
+        fig.legend(handles=handles, loc="outside lower left", ncols=2, handlelength=2.0)
+    mark_synthetic(fig, is_synthetic(data, synthetic))
     return fig

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import StrMethodFormatter
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
-from nbdid.figures._style import FAIL_COLOUR, NBI_COLOUR, REPORT_COLOUR, fmt_number
+from nbdid.figures.style import (
+    DOUBLE_COLUMN_MM,
+    NBI_COLOUR,
+    OKABE_ITO,
+    PRIOR_COLOUR,
+    REPORT_COLOUR,
+    SINGLE_COLUMN_MM,
+    format_interval,
+    format_value,
+    indicator_label,
+    indicator_unit,
+    legend_in_slot,
+    new_figure,
+    nice_locator,
+    styled,
+    thousands,
+    wrap_to_width,
+)
 
 TIPPING_BAYES_COLUMNS = (
     "indicator", "tau", "tau_unit", "posterior_did", "posterior_q2.5", "posterior_q97.5",
@@ -17,78 +38,117 @@ TIPPING_BAYES_COLUMNS = (
     "marginal_q97.5", "marginal_prob_benefit", "verdict", "tipping_tau",
 )
 
-PRIOR_COLOUR = "#bdbdbd"
+TIPPING_COLOUR = OKABE_ITO["vermillion"]
+CELL_MM = 54.0
+"""Height of one indicator's cell (title, curve, prior, ticks, summary)."""
 
 
-def _panel(ax: Axes, d: pd.DataFrame) -> None:
+def _handles(wrap: float) -> list:
+    out = [
+        Patch(fc=NBI_COLOUR, alpha=0.25, label="posterior 95% interval, SD fixed"),
+        Line2D([], [], color=NBI_COLOUR, lw=1.5, label="posterior mean, SD fixed"),
+        Line2D([], [], color=REPORT_COLOUR, marker="s", ms=4, lw=1.0,
+               label="report's numbers: DiD ± 1.96 pooled SE"),
+        Line2D([], [], color=TIPPING_COLOUR, ls=":", lw=1.2, label="tipping point (z-test)"),
+        Patch(fc=PRIOR_COLOUR, label="prior density of the SD (scaled from real MSOA data; "
+              "prices: assumed)"),
+    ]
+    for h in out:
+        h.set_label(wrap_to_width(h.get_label(), wrap))
+    return out
+
+
+def _summary(r: pd.Series, width_mm: float) -> str:
+    sig = "significant" if _significant(r) else "not significant"
+    lines = [
+        f"report: {format_interval(r.report_did, r.report_did_lower, r.report_did_upper)}, {sig}",
+        "averaged over the prior: "
+        f"{format_interval(r.marginal_did, r['marginal_q2.5'], r['marginal_q97.5'])}",
+        f"P(benefit) {r.marginal_prob_benefit:.2f}: claim {r.verdict}",
+    ]
+    return "\n".join(wrap_to_width(line, width_mm) for line in lines)
+
+
+def _significant(r: pd.Series) -> bool:
+    if "report_significant" in r.index and not pd.isna(r.report_significant):
+        return str(r.report_significant).strip().lower() in ("true", "1")
+    return str(r.report_claim).startswith("significant")
+
+
+def _panel(ax: Axes, prior: Axes, d: pd.DataFrame, *, twin: bool, width_mm: float) -> None:
     d = d.sort_values("tau")
     r = d.iloc[0]
-    tau = d["tau"].to_numpy()
-    scale = max(abs(r.report_did), abs(r.marginal_did), 1e-12)
-
-    def f(x: float) -> str:
-        return fmt_number(x, scale)
-
-    # prior density of tau as a grey strip along the bottom (own y scale, no ticks)
-    twin = ax.twinx()
-    dens = d["prior_density"].to_numpy()
-    twin.fill_between(tau, 0, dens, color=PRIOR_COLOUR, alpha=0.45, lw=0,
-                      label="prior density of the SD (scale from real data)")
-    twin.set_ylim(0, max(float(np.nanmax(dens)), 1e-12) / 0.2)
-    twin.set_yticks([])
-    ax.set_zorder(twin.get_zorder() + 1)
-    ax.patch.set_visible(False)
+    tau = d["tau"].to_numpy(float)
+    dens = d["prior_density"].to_numpy(float)
+    u = float(r.unit_per_tau)
 
     ax.fill_between(tau, d["posterior_q2.5"], d["posterior_q97.5"], color=NBI_COLOUR, alpha=0.25,
-                    lw=0, label="posterior 95% interval, SD fixed")
-    ax.plot(tau, d["posterior_did"], color=NBI_COLOUR, lw=2, label="posterior mean, SD fixed")
-    ax.axhline(0, color="black", lw=0.8)
-    if r.tipping_tau > 0:
-        ax.axvline(r.tipping_tau, color=FAIL_COLOUR, ls=":", lw=1.2, label="tipping point (z-test)")
-    # the report's claim at tau = 0
+                    lw=0)
+    ax.plot(tau, d["posterior_did"], color=NBI_COLOUR, lw=1.5)
+    ax.axhline(0, color="#333333", lw=0.6)
     ax.errorbar([0], [r.report_did],
                 yerr=[[r.report_did - r.report_did_lower], [r.report_did_upper - r.report_did]],
-                fmt="s", color=REPORT_COLOUR, ms=6, capsize=3, clip_on=False, zorder=5,
-                label="report's numbers: DiD ± 1.96 pooled SE")
-    colour = NBI_COLOUR if r.verdict in ("supported", "consistent") else FAIL_COLOUR
-    ax.text(
-        0.03, 0.97,
-        f"pooled z-interval, no ward variation: {f(r.report_did)} [{f(r.report_did_lower)}, "
-        f"{f(r.report_did_upper)}]\nclaim: {r.report_claim}\n"
-        f"averaged over the prior: {f(r.marginal_did)} [{f(r['marginal_q2.5'])}, "
-        f"{f(r['marginal_q97.5'])}]\nP(benefit) = {r.marginal_prob_benefit:.2f}: "
-        f"claim {r.verdict}",
-        transform=ax.transAxes, ha="left", va="top", fontsize=6.5, color=colour,
-        bbox=dict(boxstyle="round,pad=0.3", fc="white", ec=colour, lw=0.8, alpha=0.9),
-    )
-    lo, hi = ax.get_ylim()
-    ax.set_ylim(lo, hi + 0.45 * (hi - lo))  # room for the text box above the curves
+                fmt="s", color=REPORT_COLOUR, ms=4, capsize=2, lw=1.0, clip_on=False, zorder=5)
+    if r.tipping_tau > 0:
+        for a in (ax, prior):
+            a.axvline(r.tipping_tau, color=TIPPING_COLOUR, ls=":", lw=1.2)
     top = float(tau.max())
     ax.set_xlim(-0.03 * top, top)
-    if scale >= 1000:
-        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    ax.set_title(f"{r.title} ({r.unit})", fontsize=9)
-    ax.set_xlabel(f"between-ward SD of change ({r.tau_scale} scale)", fontsize=8)
-    ax.set_ylabel("DiD (NBI - benchmark change)", fontsize=8)
-    ax.tick_params(labelsize=7)
-    u = float(r.unit_per_tau)
-    if u > 0:
-        sec = ax.secondary_xaxis("top", functions=(lambda x, u=u: x * u, lambda x, u=u: x / u))
-        sec.set_xlabel(f"same SD in the unit ({r.unit})", fontsize=7)
-        sec.tick_params(labelsize=6)
-        if u * float(tau.max()) >= 1000:
-            sec.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.yaxis.set_major_locator(nice_locator(4))
+    thousands(ax.yaxis)
+    ax.set_ylabel("DiD")
+    ax.set_title(indicator_label(str(r.indicator), fallback_unit=str(r.unit)), loc="center",
+                 fontsize=8, fontweight="bold")
+
+    prior.fill_between(tau, 0, dens, color=PRIOR_COLOUR, lw=0)
+    prior.set_ylim(0, max(float(np.nanmax(dens)), 1e-12) * 1.1)
+    prior.yaxis.set_major_locator(nice_locator(2))
+    if twin:
+        prior.set_ylabel("prior density of the SD", color="#555555")
+        prior.spines["right"].set_visible(True)
+        prior.set_zorder(ax.get_zorder() - 1)
+        ax.patch.set_visible(False)
+    else:
+        prior.set_ylabel("prior")
+        ax.tick_params(axis="x", labelbottom=False)
+    prior.xaxis.set_major_locator(nice_locator(4))
+    prior.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos=None: f"{x:.2g}"))
+    label = f"SD of ward changes, {r.tau_scale} scale"
+    if u > 0:  # the same SD in the indicator's unit, at a round value of the axis
+        ref = float(prior.xaxis.get_major_locator().tick_values(0, top)[1])
+        unit = indicator_unit(str(r.indicator), fallback=str(r.unit))
+        v = format_value(ref * u, ref * u * 10)
+        label += f"; {ref:.2g} = " + (f"£{v}" if unit == "£" else f"{v} {unit}")
+    prior.set_xlabel(wrap_to_width(label, width_mm))
+    prior.annotate(_summary(r, width_mm), xy=(0.0, 0.0), xycoords="axes fraction", xytext=(0, -60),
+                   textcoords="offset points", ha="left", va="top", gid="tipping-summary")
 
 
-def plot_tipping_bayes(data: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
+def _place_summaries(fig: Figure) -> None:
+    """Put each summary just under its axes' x label (measured on a drawn figure)."""
+    fig.draw_without_rendering()
+    r = fig._get_renderer()
+    for a in fig.axes:
+        for t in a.texts:
+            if t.get_gid() != "tipping-summary":
+                continue
+            parts = [a.xaxis.label.get_window_extent(r)]
+            parts += [lab.get_window_extent(r) for lab in a.get_xticklabels() if lab.get_text()]
+            gap_px = a.get_window_extent(r).y0 - min(b.y0 for b in parts)
+            t.xyann = (0, -(gap_px * 72.0 / fig.dpi + 3.0))
+
+
+@styled
+def plot_tipping_bayes(data: pd.DataFrame, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
     """Posterior DiD as a function of the assumed between-ward SD of change.
 
-    One panel per indicator (their units differ): the posterior mean and 95% interval of
+    One cell per indicator (their units differ): the posterior mean and 95% interval of
     the DiD when the SD of the ward-specific change is fixed at the value on the x-axis
-    (relative scale below, indicator unit on top), the prior density of that SD measured
-    from real data (grey), the zero line, the report's pooled DiD and interval at zero
-    heterogeneity with its claim, the tipping point, and the result averaged over the
-    prior.  The numbers are the report's published aggregates, not synthetic data.
+    (the model's scale; the same SD in the indicator's unit in brackets), the report's
+    pooled DiD and interval at zero heterogeneity, the tipping point, and, on its own
+    axis below, the prior density of that SD measured from real data.  Under each cell:
+    the report's numbers, the result averaged over the prior and whether the report's
+    claim holds.  The numbers are the report's published aggregates, not synthetic data.
 
     Parameters
     ----------
@@ -96,7 +156,9 @@ def plot_tipping_bayes(data: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
         :func:`nbdid.analysis.tipping_bayes.tipping_bayes_curve` (columns
         :data:`TIPPING_BAYES_COLUMNS`).
     ax
-        Axes to draw on when ``data`` holds one indicator; a new figure when ``None``.
+        For data of one indicator: one Axes (the prior is then drawn on a twin axis
+        with its own labelled scale on the right) or two Axes ``(curve, prior)``; a new
+        figure when ``None``.
 
     Returns
     -------
@@ -111,30 +173,31 @@ def plot_tipping_bayes(data: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
     if ax is not None:
         if len(keys) != 1:
             raise ValueError("plot_tipping_bayes: ax= needs data of exactly one indicator")
-        _panel(ax, data)
-        return ax.figure
+        if isinstance(ax, Axes):
+            _panel(ax, ax.twinx(), data, twin=True, width_mm=62.0)
+            _place_summaries(ax.figure)
+            return ax.figure
+        main, prior = ax
+        _panel(main, prior, data, twin=False, width_mm=62.0)
+        _place_summaries(main.figure)
+        return main.figure
     ncols = 1 if len(keys) == 1 else 2
     nrows = int(np.ceil((len(keys) + (ncols > 1)) / ncols))
-    fig = Figure(figsize=(5.8 * ncols, 3.6 * nrows + 0.6), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for a, key in zip(axes, keys, strict=False):
-        _panel(a, data[data["indicator"] == key])
-    spare = axes[len(keys):]
-    handles, labels = axes[0].get_legend_handles_labels()
-    twin = [a for a in fig.axes if a not in axes]
-    if twin:
-        h2, l2 = twin[0].get_legend_handles_labels()
-        handles, labels = handles + h2, labels + l2
-    if len(spare):
-        for a in spare:
-            a.set_axis_off()
-        spare[0].legend(handles, labels, loc="center", fontsize=8, frameon=False)
+    legend_rows = 0 if ncols > 1 and len(keys) % 2 == 1 else 1
+    fig = new_figure("single" if ncols == 1 else "double",
+                     (CELL_MM if ncols > 1 else 80.0) * nrows + 24.0 * legend_rows + 4.0)
+    gs = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3.0, 1.0] * nrows)
+    cell_mm = (DOUBLE_COLUMN_MM if ncols > 1 else SINGLE_COLUMN_MM) / ncols - 16.0
+    for i, key in enumerate(keys):
+        row, col = divmod(i, ncols)
+        main = fig.add_subplot(gs[2 * row, col])
+        prior = fig.add_subplot(gs[2 * row + 1, col], sharex=main)
+        _panel(main, prior, data[data["indicator"] == key], twin=False, width_mm=cell_mm)
+    if legend_rows == 0:
+        spare = fig.add_subplot(gs[2 * (nrows - 1):, ncols - 1])
+        legend_in_slot(fig, spare, _handles(wrap=DOUBLE_COLUMN_MM / 2 - 30.0))
     else:
-        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
-    fig.suptitle(
-        "What the report's published numbers support once wards are allowed to differ\n"
-        "(posterior DiD for a fixed between-ward SD of change; grey: its prior, scaled from "
-        "real MSOA data; prices: assumed)",
-        fontsize=10,
-    )
+        fig.legend(handles=_handles(wrap=SINGLE_COLUMN_MM - 16.0), loc="outside lower left",
+                   ncols=1)
+    _place_summaries(fig)
     return fig

@@ -7,19 +7,25 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from nbdid.figures._style import (
-    BENCHMARK_COLOUR,
-    NBI_COLOUR,
+from nbdid.figures.style import (
+    GROUP_COLOURS,
+    GROUP_MARKERS,
     REPORT_COLOUR,
-    mark_failed,
+    failed_note,
+    indicator_unit,
     mark_synthetic,
     new_axes,
+    nice_locator,
+    styled,
+    thousands,
+    wrap_to_width,
 )
 from nbdid.registry import GROUP_LABELS, INDICATORS
 
 TRAJECTORY_COLUMNS = ("indicator", "group", "period", "period_label", "mean", "lower", "upper")
 
 
+@styled
 def plot_trajectories(
     data: pd.DataFrame,
     *,
@@ -36,15 +42,16 @@ def plot_trajectories(
         Rows for ONE indicator: ``indicator, group, period, period_label, mean, lower,
         upper`` (posterior mean and 95% interval of the group's pooled value).
     ax
-        Axes to draw on; a new figure when ``None``.
+        Axes to draw on; a new single-column figure when ``None``.
     report
         Optional published values for the same indicator (``group, period, value,
-        half_width``), drawn as grey error bars beside the posterior.
+        half_width``), drawn as hollow marks with their 95% intervals beside the
+        posterior.
     gate
-        Diagnostics gate text; anything other than ``None``/``"passed"`` is stamped on
-        the plot as a failure.
+        Diagnostics gate text; anything other than ``None``/``"passed"`` is written
+        under the title ("DIAGNOSTICS FAILED: ...") and the posterior lines are dashed.
     synthetic
-        Stamp the synthetic-data notice.
+        Put the synthetic-data banner on.
 
     Returns
     -------
@@ -58,29 +65,43 @@ def plot_trajectories(
         raise ValueError("plot_trajectories: data must hold exactly one indicator")
     key = str(keys[0])
     ind = INDICATORS.get(key)
-    fig, ax = new_axes(ax, (5.5, 4))
+    own = ax is None
+    fig, ax = new_axes(ax, "single", 80.0)
+    note = failed_note(gate)
+    ls = "--" if note else "-"
     periods = data.sort_values("period")[["period", "period_label"]].drop_duplicates()
     x = {p: i for i, p in enumerate(periods["period"])}
-    for offset, (group, colour) in zip((-0.06, 0.06), (("nbi", NBI_COLOUR), ("benchmark", BENCHMARK_COLOUR)), strict=True):
+    for offset, group in zip((-0.05, 0.05), ("nbi", "benchmark"), strict=True):
+        colour, marker = GROUP_COLOURS[group], GROUP_MARKERS[group]
         g = data[data.group == group].sort_values("period")
         xs = np.array([x[p] for p in g["period"]]) + offset
-        ax.errorbar(xs, g["mean"], yerr=[g["mean"] - g["lower"], g["upper"] - g["mean"]],
-                    color=colour, marker="o", capsize=4, lw=2,
-                    label=f"{GROUP_LABELS[group]} (posterior)")
+        eb = ax.errorbar(xs, g["mean"], yerr=[g["mean"] - g["lower"], g["upper"] - g["mean"]],
+                         color=colour, marker=marker, ms=4.5, capsize=2.5, lw=1.4,
+                         label=f"{GROUP_LABELS[group]}: posterior")
+        eb.lines[0].set_linestyle(ls)
         if report is not None:
             rg = report[report.group == group].sort_values("period")
-            rx = np.array([x[p] for p in rg["period"] if p in x]) + 3 * offset
-            ax.errorbar(rx, rg["value"], yerr=rg["half_width"], fmt="s", color=REPORT_COLOUR,
-                        ms=4, capsize=2, lw=1, mfc=colour,
-                        label=f"{GROUP_LABELS[group]} (report)")
+            rg = rg[rg["period"].isin(list(x))]
+            rx = np.array([x[p] for p in rg["period"]]) + 3 * offset
+            ax.errorbar(rx, rg["value"], yerr=rg["half_width"], fmt=marker, color=REPORT_COLOUR,
+                        ms=4, mfc="white", mec=colour, capsize=2, lw=0.9,
+                        label=f"{GROUP_LABELS[group]}: report")
     ax.set_xticks(list(x.values()), list(periods["period_label"]))
     ax.set_xlim(-0.5, len(x) - 0.5)
+    ax.yaxis.set_major_locator(nice_locator(5))
+    thousands(ax.yaxis)
     title = ind.title if ind else key
-    unit = ind.unit if ind else ""
-    ax.set_title(f"{title}" + (f" (Chart {ind.report_chart} redone)" if ind else ""), fontsize=10)
-    ax.set_ylabel(unit)
-    ax.legend(fontsize=7, frameon=False)
-    if gate not in (None, "passed"):
-        mark_failed(ax, str(gate))
+    if ind is not None:
+        title += f" (Chart {ind.report_chart} redone)"
+    title = wrap_to_width(title, 70.0, 9.0, bold=True)
+    if note:
+        title += "\n" + wrap_to_width(f"DIAGNOSTICS FAILED: {note.split(': ', 1)[-1]}", 70.0,
+                                      9.0, bold=True)
+    ax.set_title(title, loc="left")
+    ax.set_ylabel(indicator_unit(key, kind="level") if ind else "")
+    if own:
+        fig.legend(loc="outside lower left", ncols=2)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     mark_synthetic(fig, synthetic)
     return fig

@@ -1,0 +1,120 @@
+"""Tables that figures draw, computed here so that figures never compute.
+
+:func:`forest_table`
+    The comparison table reshaped for :func:`nbdid.figures.plot_forest`, with the
+    posterior's and the report's verdicts as columns.
+:func:`ppc_statistics`
+    The replicated and observed test statistics behind the posterior predictive
+    p-values of the diagnostics gate, for :func:`nbdid.figures.plot_ppc`.
+
+Functions return DataFrames and never draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nbdid.analysis.comparison import forest_data
+from nbdid.analysis.diagnostics import ppc_replicates
+from nbdid.registry import GROUP_LABELS, GROUPS
+
+PPC_COLUMNS: tuple[str, ...] = (
+    "indicator", "statistic", "kind", "group", "period", "label", "draw", "replicated",
+    "observed", "p_value",
+)
+"""Columns of :func:`ppc_statistics` (one row per statistic and posterior draw)."""
+
+
+def verdict(significant: bool, better: bool) -> str:
+    """``benefit``, ``harm`` or ``unclear`` from a significance call and its direction."""
+    if pd.isna(significant) or not bool(significant):
+        return "unclear"
+    return "benefit" if bool(better) else "harm"
+
+
+def forest_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The forest plot's table: :func:`~nbdid.analysis.comparison.forest_data` plus verdicts.
+
+    Parameters
+    ----------
+    comparison
+        :func:`nbdid.analysis.comparison.compare` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``forest_data`` plus ``conclusion`` (the posterior: its 95%
+        interval excludes zero in the direction of benefit / harm, else ``unclear``),
+        ``report_conclusion`` (the report's overlap rule, same words) and ``gate``.
+    """
+    out = forest_data(comparison)
+    out["conclusion"] = [verdict(s, b) for s, b in zip(
+        comparison["posterior_significant"], comparison["posterior_better"], strict=True)]
+    out["report_conclusion"] = [verdict(s, b) for s, b in zip(
+        comparison["report_significant"], comparison["report_better"], strict=True)]
+    out["gate"] = comparison["gate"].astype(str).to_numpy() if "gate" in comparison else "unknown"
+    return out
+
+
+def _p(t_rep: np.ndarray, t_obs: float) -> float:
+    return float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
+
+
+def ppc_statistics(idata, design) -> pd.DataFrame:
+    """Replicated and observed statistics of the posterior predictive check of a fit.
+
+    The statistics and p-values are those of
+    :func:`nbdid.analysis.diagnostics.ppc_pvalues` (and so of the diagnostics gate):
+    each group's pooled total per period (event counts, or the transaction-weighted
+    mean log price) and, per period, the between-ward variance of the observations'
+    empirical link values (the family's ``ppc_total`` and ``ppc_scale``).
+
+    Parameters
+    ----------
+    idata
+        A fit with ``posterior_predictive["y"]`` (drawn with
+        :func:`~nbdid.analysis.diagnostics.ppc_replicates` when absent).
+    design
+        The design it was fitted to.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`PPC_COLUMNS`; ``statistic`` is the gate's name (``ppp_total_nbi_2011``,
+        ``ppp_var_2021``), ``kind`` ``total``/``variance``, ``group`` empty for the
+        variance, ``label`` a display label (``"<what>: <statistic>"``; the variance is
+        that of the link-scale values), ``replicated`` one value per posterior
+        draw, ``observed`` and ``p_value`` repeated on every row of the statistic.
+    """
+    if "posterior_predictive" not in idata.groups():
+        idata = ppc_replicates(idata, design)
+    rep = idata.posterior_predictive["y"].values
+    rep = rep.reshape(-1, rep.shape[-1]).astype(float)
+    fam, arrays = design.family, design.arrays
+    obs = np.asarray(design.y, dtype=float)
+    val_rep, val_obs = fam.ppc_scale(rep, arrays), fam.ppc_scale(obs, arrays)
+    price = getattr(fam, "name", fam) == "price"
+    parts = []
+
+    def add(stat: str, kind: str, group: str, period: str, label: str, t_rep, t_obs) -> None:
+        parts.append(pd.DataFrame({
+            "indicator": design.indicator, "statistic": stat, "kind": kind, "group": group,
+            "period": period, "label": label, "draw": np.arange(len(t_rep)),
+            "replicated": np.asarray(t_rep, float), "observed": float(t_obs),
+            "p_value": _p(np.asarray(t_rep), float(t_obs)),
+        }))
+
+    what = "mean log price" if price else "total events"
+    for g in GROUPS:
+        is_g = design.treated == (1 if g == "nbi" else 0)
+        for t, lab in enumerate(design.coords["period"]):
+            m = is_g & (design.period_idx == t)
+            add(f"ppp_total_{g}_{lab}", "total", g, str(lab), f"{GROUP_LABELS[g]} {lab}: {what}",
+                fam.ppc_total(rep, arrays, m), fam.ppc_total(obs, arrays, m))
+    spread = "variance between wards"
+    for t, lab in enumerate(design.coords["period"]):
+        m = design.period_idx == t
+        add(f"ppp_var_{lab}", "variance", "", str(lab), f"{lab}: {spread}",
+            np.var(val_rep[:, m], axis=1), np.var(val_obs[m]))
+    return pd.DataFrame(pd.concat(parts, ignore_index=True), columns=list(PPC_COLUMNS))
