@@ -69,3 +69,22 @@ class ModelError(NbdidError, RuntimeError):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class DownloadError(NbdidError, OSError):
+    """A file could not be fetched, or what came back is not right (one line)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+class DesignError(ModelError, InputError):
+    """The panel cannot support a difference-in-differences (one group, one period,
+    no post period, broken pairs, ...).  Both a :class:`ModelError` (no model can be
+    fitted) and an :class:`InputError` (the input must change)."""
+
+    def __init__(self, message: str, *, file: str | PathLike[str] | None = None,
+                 row: int | None = None, column: str | None = None) -> None:
+        InputError.__init__(self, message, file=file, row=row, column=column)

@@ -105,7 +105,7 @@ class Indicator:
 
     def format_value(self, value: float) -> str:
         """Format a value in the indicator's unit, with the report's rounding."""
-        if self.family == "price":
+        if self.unit == "£":
             return f"£{value:,.0f}"
         if self.unit == "%":
             return f"{value:.{self.decimals}f}%"

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nbdid.analysis import frequentist as fq
+from nbdid.analysis.comparison import report_did_table
 from nbdid.provenance import SYNTHETIC_NOTICE
 from nbdid.registry import INDICATORS
 
@@ -73,7 +74,7 @@ def concordance(
         registry indicators) is true when every recomputed pooled group value rounds to
         the published Tables 5A-11A value.
     """
-    keys = list(indicators) if indicators is not None else _panel_keys(panel)
+    keys = list(indicators) if indicators is not None else panel_keys(panel)
     summaries = summaries or {}
     posterior_notes = posterior_notes or {}
     families = families or {}
@@ -98,7 +99,8 @@ def concordance(
     return out[list(CONCORDANCE_COLUMNS)]
 
 
-def _panel_keys(panel: pd.DataFrame) -> list[str]:
+def panel_keys(panel: pd.DataFrame) -> list[str]:
+    """Indicator keys of a panel: registry order first, then others sorted."""
     present = list(dict.fromkeys(panel["indicator"].astype(str)))
     return [k for k in INDICATORS if k in present] + sorted(k for k in present if k not in INDICATORS)
 
@@ -110,7 +112,7 @@ def concordance_groups(
     families: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The report's pooled group values per period beside Tables 5A-11A, all indicators."""
-    keys = list(indicators) if indicators is not None else _panel_keys(panel)
+    keys = list(indicators) if indicators is not None else panel_keys(panel)
     families = families or {}
     parts = []
     for key in keys:
@@ -124,8 +126,6 @@ def concordance_groups(
 
 def published_intervals() -> pd.DataFrame:
     """The report's published DiD and overlap-rule interval per registry indicator."""
-    from nbdid.analysis.comparison import report_did_table
-
     return report_did_table()[
         ["indicator", "report_did", "report_did_lower", "report_did_upper", "report_significant",
          "report_better"]
@@ -193,8 +193,7 @@ def concordance_summary(conc: pd.DataFrame) -> pd.DataFrame:
 
 def format_summary(summary: pd.DataFrame) -> str:
     """Readable rendering of :func:`concordance_summary` for the terminal."""
-    short = {"report_pooled": "pooled", "glm_cluster": "GLM-CR1", "randomization": "RI",
-             "paired_t": "paired-t", "bayes": "Bayes"}
+    short = {k: m.short for k, m in fq.METHOD_REGISTRY.items()}
     head = f"{'indicator':<22}" + "".join(f"{short[m]:>14}" for m in fq.METHODS)
     head += f"{'published':>14}  agreement"
     lines = [head]

@@ -11,8 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nbdid.config import DiagnosticsConfig
+from nbdid.families.priors import prior_sd
 from nbdid.models.design import Design
-from nbdid.models.sampling import family_module
+from nbdid.models.model import replicate
+from nbdid.models.priors import PRIOR_VARIABLES
 from nbdid.registry import GROUPS
 
 # Free parameters checked for convergence (deterministics are functions of these).
@@ -38,10 +41,10 @@ def ppc_replicates(idata, design: Design, *, seed: int = 0):
     import xarray as xr
 
     rng = np.random.default_rng(seed)
-    rep = family_module(design.family).replicate(idata.posterior, design, rng)
+    rep = replicate(idata.posterior, design, rng)
     post = idata.posterior
     da = xr.DataArray(
-        rep if design.family == "price" else rep.astype("int64"),
+        rep.astype(design.family.y_dtype),
         dims=("chain", "draw", "obs"),
         coords={"chain": post["chain"].values, "draw": post["draw"].values,
                 "obs": np.asarray(design.coords["obs"])},
@@ -65,14 +68,9 @@ def ppc_pvalues(idata, design: Design, *, seed: int = 0) -> dict[str, float]:
         idata = ppc_replicates(idata, design, seed=seed)
     rep = idata.posterior_predictive["y"].values
     rep = rep.reshape(-1, rep.shape[-1]).astype(float)
-    if design.family == "price":
-        w = design.n.astype(float)
-        obs, val_rep, val_obs = design.mean_log_price, rep, design.mean_log_price
-    else:
-        w = design.exposure
-        obs = design.count.astype(float)
-        val_rep = np.log((rep + 0.5) / w)
-        val_obs = np.log((obs + 0.5) / w)
+    fam, arrays = design.family, design.arrays
+    obs = np.asarray(design.y, dtype=float)
+    val_rep, val_obs = fam.ppc_scale(rep, arrays), fam.ppc_scale(obs, arrays)
     out: dict[str, float] = {}
 
     def p(t_rep, t_obs):
@@ -82,19 +80,136 @@ def ppc_pvalues(idata, design: Design, *, seed: int = 0) -> dict[str, float]:
         is_g = design.treated == (1 if g == "nbi" else 0)
         for t, lab in enumerate(design.coords["period"]):
             m = is_g & (design.period_idx == t)
-            if design.family == "price":
-                t_rep = np.sum(rep[:, m] * w[m], axis=1) / w[m].sum()
-                t_obs = np.sum(obs[m] * w[m]) / w[m].sum()
-            else:
-                t_rep, t_obs = rep[:, m].sum(axis=1), obs[m].sum()
-            out[f"ppp_total_{g}_{lab}"] = p(t_rep, t_obs)
+            out[f"ppp_total_{g}_{lab}"] = p(fam.ppc_total(rep, arrays, m), fam.ppc_total(obs, arrays, m))
     for t, lab in enumerate(design.coords["period"]):
         m = design.period_idx == t
         out[f"ppp_var_{lab}"] = p(np.var(val_rep[:, m], axis=1), np.var(val_obs[m]))
     return out
 
 
-def diagnose(idata, design: Design, config=None) -> pd.DataFrame:
+PRIOR_COLUMNS = ("quantity", "variable", "prior", "prior_sensitivity", "likelihood_sensitivity",
+                 "sd_ratio", "diagnosis")
+"""Columns of :func:`prior_sensitivity`."""
+
+
+def _sensitivity_quantities(post, design: Design) -> list[str]:
+    """The quantities checked for prior sensitivity: the DiD, each covariate x treatment
+    effect, and each variance component present."""
+    names = ["did"]
+    if "beta_mod" in post:
+        names.append("beta_mod")
+    names += [v for v in ("sigma_ward", "sigma_change", "sigma_change_nbi", "sigma_change_benchmark",
+                          "sigma_pair", "sigma_od", "sigma_wp", "sigma_wp_nbi", "sigma_wp_benchmark")
+              if v in post]
+    return names
+
+
+def prior_sensitivity(idata, design: Design, priors, config=None) -> pd.DataFrame:
+    """Power-scaling prior and likelihood sensitivity of the DiD and each variance component.
+
+    Power-scaling (Kallioinen, Paananen, Buerkner and Vehtari 2024, the method of the R
+    package priorsense) raises the prior, or the likelihood, to a power close to 1 and
+    measures with Pareto-smoothed importance weights how far the posterior moves
+    (cumulative Jensen-Shannon distance per unit of log2 power; ``az.psens``).  The
+    prior is the joint prior of the model's top-level parameters (the ``log_prior``
+    group, :func:`nbdid.models.model.log_prior`), the likelihood every observation's
+    (``log_likelihood``).  No refit is needed.
+
+    Parameters
+    ----------
+    idata
+        A fit with ``posterior``, ``log_prior`` and ``log_likelihood`` groups.
+    design
+        The design it was fitted to.
+    priors
+        The fit's resolved :class:`nbdid.config.Priors` (for the prior SDs).
+    config
+        :class:`nbdid.config.DiagnosticsConfig` (its ``prior_sensitivity`` threshold).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per quantity (and element of a vector): :data:`PRIOR_COLUMNS`.
+        ``sd_ratio`` is the posterior SD over the prior SD (near 1: the data taught
+        little); ``diagnosis`` is ``"ok"``, ``"prior-dominated"`` (prior sensitivity
+        at or above the threshold, likelihood sensitivity below it) or ``"prior-data
+        conflict"`` (both at or above it).
+    """
+    import warnings
+
+    import arviz as az
+
+    cfg = config or DiagnosticsConfig()
+    post = idata.posterior
+    names = _sensitivity_quantities(post, design)
+    with warnings.catch_warnings():
+        # psislw warns on few draws or degenerate weights; the sensitivities are still
+        # the diagnostic's values, and the gate reads them
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        ps = az.psens(idata, component="prior", var_names=names)
+        ls = az.psens(idata, component="likelihood", var_names=names)
+    if len(names) == 1:  # ArviZ returns a DataArray for a single variable
+        ps, ls = ps.to_dataset(name=names[0]), ls.to_dataset(name=names[0])
+    key_of = {v: k for k, vs in PRIOR_VARIABLES.items() for v in vs}
+    rows = []
+    thr = cfg.prior_sensitivity
+    for name in names:
+        key = key_of.get(name, name)
+        prior = getattr(priors, key, None) if priors is not None else None
+        psd = prior_sd(prior) if prior is not None else np.nan
+        pv, lv = np.atleast_1d(ps[name].values), np.atleast_1d(ls[name].values)
+        x = post[name].values.reshape(post[name].shape[:2] + (-1,))
+        for i in range(pv.size):
+            sd = float(np.std(x[..., i], ddof=1))
+            p_i, l_i = float(pv[i]), float(lv[i])
+            if p_i >= thr and l_i >= thr:
+                diag = "prior-data conflict"
+            elif p_i >= thr:
+                diag = "prior-dominated"
+            else:
+                diag = "ok"
+            label = name if pv.size == 1 else f"{name}[{_element_label(post[name], i)}]"
+            rows.append({"quantity": label, "variable": name, "prior": "" if prior is None else str(prior),
+                         "prior_sensitivity": p_i, "likelihood_sensitivity": l_i,
+                         "sd_ratio": sd / psd if np.isfinite(psd) and psd > 0 else 0.0,
+                         "diagnosis": diag})
+    return pd.DataFrame(rows, columns=list(PRIOR_COLUMNS))
+
+
+def _element_label(da, i: int) -> str:
+    dims = [d for d in da.dims if d not in ("chain", "draw")]
+    if len(dims) == 1 and dims[0] in da.coords:
+        return str(da.coords[dims[0]].values[i])
+    return str(i)
+
+
+def loo_summary(idata, *, reff: float | None = None) -> dict[str, float]:
+    """PSIS-LOO of a fit (``az.loo`` on its ``log_likelihood``), with its Pareto k.
+
+    Returns
+    -------
+    dict
+        ``elpd_loo``, ``elpd_loo_se``, ``p_loo``, ``pareto_k_max`` and ``pareto_k_high``
+        (observations with k > 0.7, whose LOO estimate is unreliable: with a ward
+        change and two periods each observation has its own effect, so expect many;
+        compare structures with leave-one-ward-out cross-validation then).
+    """
+    import warnings
+
+    import arviz as az
+
+    with warnings.catch_warnings():
+        # az.loo warns when some Pareto k > 0.7; pareto_k_high reports it instead
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        loo = az.loo(idata, pointwise=True, reff=reff)
+    k = np.asarray(loo.pareto_k)
+    return {"elpd_loo": float(loo.elpd_loo), "elpd_loo_se": float(loo.se), "p_loo": float(loo.p_loo),
+            "pareto_k_max": float(np.nanmax(k)), "pareto_k_high": int(np.sum(k > 0.7))}
+
+
+def diagnose(idata, design: Design, config=None, *, priors=None) -> pd.DataFrame:
     """One-row diagnostics table of a fit, with the gate verdict.
 
     Parameters
@@ -105,16 +220,23 @@ def diagnose(idata, design: Design, config=None) -> pd.DataFrame:
         The design it was fitted to.
     config
         :class:`nbdid.config.DiagnosticsConfig` (default thresholds when ``None``).
+    priors
+        The fit's resolved :class:`nbdid.config.Priors`; with them (and the fit's
+        ``log_prior`` and ``log_likelihood`` groups) the prior sensitivity of the DiD
+        and each variance component is checked (:func:`prior_sensitivity`).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``indicator, rhat_max, ess_bulk_min, ess_tail_min, divergences,
-        bfmi_min, ppp_min, ppp_max, passed, reasons, gate`` plus every ``ppp_*`` value.
+        bfmi_min, ppp_min, ppp_max, passed, reasons, gate`` plus every ``ppp_*`` value;
+        with a ``log_likelihood`` group the PSIS-LOO columns of :func:`loo_summary`;
+        with priors ``did_prior_sensitivity, did_likelihood_sensitivity, did_sd_ratio``,
+        ``prior_flags`` (every prior-dominated or conflicted quantity, gate-failing or
+        not) and one ``psens_<quantity>`` column per quantity
+        (``"<prior sensitivity>/<likelihood sensitivity>"``).
     """
     import arviz as az
-
-    from nbdid.config import DiagnosticsConfig
 
     cfg = config or DiagnosticsConfig()
     names = _checked_vars(idata)
@@ -149,6 +271,33 @@ def diagnose(idata, design: Design, config=None) -> pd.DataFrame:
     bad = [k for k, v in ppp.items() if not (lo <= v <= hi)]
     if bad:
         reasons.append("posterior predictive check " + ", ".join(f"{k}={ppp[k]:.3f}" for k in bad))
+    extra: dict[str, object] = {}
+    groups = idata.groups()
+    if "log_likelihood" in groups:
+        n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+        reff = float(np.clip(np.nanmean([float(np.nanmean(ess_b[v].values)) for v in ess_b.data_vars]) / n,
+                             0.05, 1.0)) if idata.posterior.sizes["chain"] > 1 else 1.0
+        extra.update(loo_summary(idata, reff=reff))
+    if priors is not None and "log_prior" in groups and "log_likelihood" in groups:
+        ps = prior_sensitivity(idata, design, priors, cfg)
+        did = ps[ps["quantity"] == "did"].iloc[0]
+        extra.update(did_prior_sensitivity=float(did["prior_sensitivity"]),
+                     did_likelihood_sensitivity=float(did["likelihood_sensitivity"]),
+                     did_sd_ratio=float(did["sd_ratio"]))
+        flagged = ps[ps["diagnosis"] != "ok"]
+        extra["prior_flags"] = "; ".join(
+            f"{r.diagnosis}: {r.quantity} (prior {r.prior}; sensitivity prior {r.prior_sensitivity:.3f}, "
+            f"likelihood {r.likelihood_sensitivity:.3f}; posterior/prior sd {r.sd_ratio:.2f})"
+            for r in flagged.itertuples())
+        for r in ps.itertuples():
+            extra[f"psens_{r.quantity}"] = f"{r.prior_sensitivity:.3f}/{r.likelihood_sensitivity:.3f}"
+        gating = flagged if cfg.prior_check == "all" else (
+            flagged[flagged["variable"].isin(["did", "beta_mod"])] if cfg.prior_check == "did"
+            else flagged.iloc[0:0])
+        for r in gating.itertuples():
+            what = "prior dominates" if r.diagnosis == "prior-dominated" else "prior-data conflict for"
+            reasons.append(f"{what} {r.quantity} (prior {r.prior}, sensitivity {r.prior_sensitivity:.2f}"
+                           f"/{r.likelihood_sensitivity:.2f})")
     passed = not reasons
     row = {
         "indicator": design.indicator,
@@ -162,6 +311,7 @@ def diagnose(idata, design: Design, config=None) -> pd.DataFrame:
         "passed": passed,
         "reasons": "; ".join(reasons),
         "gate": "passed" if passed else "FAILED: " + "; ".join(reasons),
+        **extra,
         **ppp,
     }
     return pd.DataFrame([row])

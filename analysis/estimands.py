@@ -23,33 +23,34 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from nbdid.families import Family, get_family
 from nbdid.models.design import Design
-from nbdid.models.sampling import family_module
+from nbdid.models.model import expected
 from nbdid.registry import GROUPS, INDICATORS
 
 SUMMARY_COLUMNS = ["indicator", "estimand", "scale", "mean", "sd", "q2.5", "q97.5", "prob_benefit"]
-DEFAULT_MULTIPLIER = {"binomial": 100.0, "poisson": 1000.0, "price": 1.0}
 
 
-def indicator_unit(indicator: str, family: str) -> tuple[float, str]:
+def indicator_unit(indicator: str, family: str | Family) -> tuple[float, str]:
     """Multiplier and scale label of an indicator's own unit.
 
     Registry indicators use their multiplier; the label is ``"pp"`` (percentage
     points) for percentages, ``"£"`` for prices and the registry unit otherwise (e.g.
-    ``"per 1,000 population"``).  Unknown keys get 100 / ``"pp"`` (binomial), 1,000 /
-    ``"per 1,000"`` (Poisson) or 1 / ``"£"`` (price).
+    ``"per 1,000 population"``).  Other keys get their family's default
+    (:attr:`nbdid.families.Family.default_multiplier` and ``default_unit``: 100 / ``"pp"``
+    for binomial, 1,000 / ``"per 1,000"`` for Poisson, 1 / ``"£"`` for prices).
     """
     ind = INDICATORS.get(indicator)
     if ind is not None:
         if ind.unit == "%":
             return ind.multiplier, "pp"
         return ind.multiplier, ind.unit
-    mult = DEFAULT_MULTIPLIER[family]
-    return mult, {"binomial": "pp", "poisson": "per 1,000", "price": "£"}[family]
+    fam = get_family(family)
+    return fam.default_multiplier, fam.default_unit
 
 
 def _weights(design: Design) -> np.ndarray:
-    return (design.n if design.family == "price" else design.exposure).astype(float)
+    return design.weights
 
 
 def _pooled(values: np.ndarray, w: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -69,8 +70,7 @@ def group_period_values(idata, design: Design, *, multiplier: float | None = Non
         Dims ``(chain, draw, group, period)``.
     """
     mult = indicator_unit(design.indicator, design.family)[0] if multiplier is None else multiplier
-    fam = family_module(design.family)
-    ev = fam.expected(idata.posterior, design)
+    ev = expected(idata.posterior, design)
     w = _weights(design)
     n_period = len(design.coords["period"])
     out = np.empty(ev.shape[:2] + (len(GROUPS), n_period))
@@ -101,10 +101,9 @@ def effect_draws(idata, design: Design, *, multiplier: float | None = None) -> x
     pre, own unit) and ``diff_in_change`` (their difference).
     """
     mult = indicator_unit(design.indicator, design.family)[0] if multiplier is None else multiplier
-    fam = family_module(design.family)
     post = idata.posterior
-    ev = fam.expected(post, design)
-    cf = fam.expected(post, design, counterfactual=True)
+    ev = expected(post, design)
+    cf = expected(post, design, counterfactual=True)
     w = _weights(design)
     treated_post = (design.treated == 1) & (design.post == 1)
     actual = _pooled(ev, w, treated_post)
@@ -170,10 +169,18 @@ def summarise_effects(
         Columns ``indicator, estimand, scale, mean, sd, q2.5, q97.5, prob_benefit``.
         ``prob_benefit`` is the posterior probability that the NBI group did better
         (NaN where not meaningful).  Rows: ``did``/``link``; ``did``/ratio scale;
-        ``did``/own unit (population averaged); ``did``/``percent``;
+        ``did``/own unit (population averaged); ``did``/``percent`` (the ratio and
+        percent rows only for families with a ratio scale, i.e. not on an identity
+        link); ``did_additive``/own unit (non-identity links: the DiD under *additive*
+        parallel trends on the natural scale, i.e. the NBI group's pooled change minus
+        the benchmark group's, beside the headline ``did``/own unit, which assumes
+        parallel trends on the link scale, multiplicative for a log link);
         ``change_nbi``, ``change_benchmark`` and ``diff_in_change`` in the own unit;
-        for an event study ``did_period:<label>``/``link`` for every non-reference
-        period.
+        with covariates ``covariate:<name>`` and ``covariate_x_post:<name>`` (link
+        scale, per SD of the covariate) and, for interacted ones,
+        ``did_modification:<name>`` (the change of the link-scale DiD per SD of the
+        covariate); for an event study ``did_period:<label>``/``link`` for every
+        non-reference period.
     """
     ind = design.indicator
     if lower_is_better is None:
@@ -181,7 +188,7 @@ def summarise_effects(
     mult, unit = indicator_unit(ind, design.family)
     if multiplier is not None:
         mult = multiplier
-    ratio = family_module(design.family).RATIO_SCALE
+    ratio = design.family.ratio_scale
 
     def better(x):
         return x < 0 if lower_is_better else x > 0
@@ -190,15 +197,25 @@ def summarise_effects(
         return x < 1 if lower_is_better else x > 1
 
     d = effect_draws(idata, design, multiplier=mult)
-    rows = [
-        _row(ind, "did", "link", d["did_link"].values, better),
-        _row(ind, "did", ratio, d["did_ratio"].values, better_ratio),
-        _row(ind, "did", unit, d["did_unit"].values, better),
-        _row(ind, "did", "percent", d["did_percent"].values, better),
+    rows = [_row(ind, "did", "link", d["did_link"].values, better)]
+    if ratio is not None:
+        rows.append(_row(ind, "did", ratio, d["did_ratio"].values, better_ratio))
+    rows.append(_row(ind, "did", unit, d["did_unit"].values, better))
+    if ratio is not None:
+        rows.append(_row(ind, "did", "percent", d["did_percent"].values, better))
+    if design.family.link != "identity":
+        rows.append(_row(ind, "did_additive", unit, d["diff_in_change"].values, better))
+    rows += [
         _row(ind, "change_nbi", unit, d["change_nbi"].values, better),
         _row(ind, "change_benchmark", unit, d["change_benchmark"].values, better),
         _row(ind, "diff_in_change", unit, d["diff_in_change"].values, better),
     ]
+    post = idata.posterior
+    for j, cov in enumerate(design.covariates):
+        rows.append(_row(ind, f"covariate:{cov}", "link", post["beta_cov"].values[..., j]))
+        rows.append(_row(ind, f"covariate_x_post:{cov}", "link", post["beta_cov_post"].values[..., j]))
+    for j, cov in enumerate(design.interact):
+        rows.append(_row(ind, f"did_modification:{cov}", "link", post["beta_mod"].values[..., j], better))
     if design.event_study:
         dp = idata.posterior["did_period"]
         for i, lab in enumerate(design.coords["period"]):

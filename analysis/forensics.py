@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from nbdid.data_prep import published
+from nbdid.families import get_family
 from nbdid.registry import INDICATORS
 
 Z95 = 1.959963984540054
@@ -55,12 +56,7 @@ def _corners(v: float, h: float, dv: float, dh: float) -> list[tuple[float, floa
 
 
 def _implied(family: str, v: float, h: float, multiplier: float, z: float = Z95) -> float:
-    if family == "binomial":
-        p = v / 100.0
-        return p * (1 - p) / (h / 100.0 / z) ** 2
-    if family == "poisson":
-        return z**2 * v * multiplier / h**2
-    raise ValueError(family)
+    return get_family(family).implied_total(v, h, multiplier, z=z)
 
 
 def implied_denominators(values: pd.DataFrame | None = None, *, z: float = Z95) -> pd.DataFrame:

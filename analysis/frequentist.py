@@ -38,18 +38,24 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import stats
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
+from nbdid.analysis.estimands import indicator_unit
+from nbdid.analysis.replication import change_interval, intervals_overlap
 from nbdid.config import FrequentistConfig
+from nbdid.data_prep.feasibility import check_did
+from nbdid.data_prep.published import load_report_values
 from nbdid.errors import InputError
-from nbdid.models import binomial as _binomial
-from nbdid.models import poisson as _poisson
-from nbdid.models import price as _price
+from nbdid.families import FAMILIES, Family
+from nbdid.families import resolve_family as _resolve
 from nbdid.registry import INDICATORS
 
 Z95 = 1.96
@@ -69,21 +75,7 @@ RI_SEED = _DEFAULTS.ri_seed
 RI_EXACT_MAX_PAIRS = _DEFAULTS.ri_exact_max_pairs
 """Enumerate all ``2^P`` swap patterns up to this many pairs (``FrequentistConfig``)."""
 
-METHODS: tuple[str, ...] = ("report_pooled", "glm_cluster", "randomization", "paired_t", "bayes")
-"""Methods of the concordance table, in display order."""
-
-METHOD_LABELS: dict[str, str] = {
-    "report_pooled": "report's pooled method (recomputed)",
-    "glm_cluster": "GLM, ward-clustered CR1, t(G-1)",
-    "randomization": "randomization inference (pair swaps)",
-    "paired_t": "paired t-test of pair differences",
-    "bayes": "Bayesian hierarchical model",
-}
-
-RATIO_SCALES = {
-    family: module.RATIO_SCALE
-    for family, module in (("binomial", _binomial), ("poisson", _poisson), ("price", _price))
-}
+RATIO_SCALES = {name: fam.ratio_scale for name, fam in FAMILIES.items()}
 """The ratio scale of each family, as the Bayesian models name it."""
 
 ESTIMANDS = {
@@ -102,6 +94,87 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 
 
+@dataclass
+class MethodResult:
+    """One method's DiD for one indicator (a row of :data:`RESULT_COLUMNS`).
+
+    Estimates and intervals are in the indicator's own unit (``estimate, lower,
+    upper``) and on the ratio scale (``ratio, ratio_lower, ratio_upper``);
+    ``significant`` and ``better`` are ``pd.NA`` when not computed, with ``note``
+    saying why.  Items can be read as ``result["estimate"]`` too.
+    """
+
+    indicator: str
+    method: str
+    family: str
+    unit: str
+    estimand: str
+    estimate: float = math.nan
+    lower: float = math.nan
+    upper: float = math.nan
+    ratio_scale: str | None = None
+    ratio: float = math.nan
+    ratio_lower: float = math.nan
+    ratio_upper: float = math.nan
+    p_value: float = math.nan
+    significant: Any = pd.NA
+    better: Any = pd.NA
+    test: str = ""
+    n_wards: int = 0
+    n_pairs: int = 0
+    note: str = ""
+    gate: str = ""
+    prob_benefit: float = math.nan
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as a flat dict (one table row)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Settings shared by the methods (from :class:`nbdid.config.FrequentistConfig`)."""
+
+    alpha: float = ALPHA
+    draws: int = RI_DRAWS
+    seed: int = RI_SEED
+    exact_max: int = RI_EXACT_MAX_PAIRS
+    summary: pd.DataFrame | None = field(default=None, repr=False)
+    posterior_note: str = ""
+    interval: bool = True
+    """Invert the randomization test for an interval (``False``: p-value only, as the
+    design simulations of :mod:`nbdid.workflow.design` need)."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the concordance table.
+
+    Attributes
+    ----------
+    name
+        Key used in tables (``method`` column).
+    label
+        Full description (``method_label`` column).
+    short
+        Column heading in the terminal summary.
+    figure_label
+        Label in figures.
+    run
+        ``run(data, settings) -> MethodResult``.
+    """
+
+    name: str
+    label: str
+    short: str
+    figure_label: str
+    run: Callable[[IndicatorData, AnalysisSettings], MethodResult]
+
+
+
 # ----------------------------------------------------------------------------------------
 # data
 # ----------------------------------------------------------------------------------------
@@ -114,22 +187,23 @@ class IndicatorData:
     Attributes
     ----------
     key, family
-        Indicator key and family (``binomial``, ``poisson`` or ``price``).
+        Indicator key and family (:class:`nbdid.families.Family`).
     multiplier, unit
         Factor from a count/exposure ratio to the own unit, and the unit's label.
     lower_is_better
         Direction of benefit.
     wards
-        One row per ward and ``post``: ``ward, group, pair, nbi, post`` and
-        ``count, exposure`` (count families) or ``n, sum_price, sum_log, sum_sq``
-        (prices: transactions, sum of prices, sum of log prices and approximate sum of
-        squared prices), plus ``mean_log`` and ``value`` (the ward's own-unit value).
+        One row per ward and ``post``: ``ward, group, pair, nbi, post``, the family's
+        additive totals (:meth:`nbdid.families.Family.ward_totals`: ``num`` and ``den``,
+        whose ratio the statistics take the link of, plus ``count, exposure`` for
+        count families or ``n, sum_price, sum_log, sum_sq`` for prices) and ``value``
+        (the ward's own-unit value).
     notes
         Remarks on rows dropped while preparing the data.
     """
 
     key: str
-    family: str
+    family: Family
     multiplier: float
     unit: str
     lower_is_better: bool
@@ -137,99 +211,63 @@ class IndicatorData:
     notes: tuple[str, ...] = ()
 
     @property
-    def ratio_scale(self) -> str:
-        return RATIO_SCALES[self.family]
+    def ratio_scale(self) -> str | None:
+        return self.family.ratio_scale
 
 
-def resolve_family(panel: pd.DataFrame, key: str, family: str | None = None) -> str:
-    """The family of an indicator: ``family``, else the registry's, else from its columns."""
-    if not (panel["indicator"].astype(str) == key).any():
-        raise InputError(f"the panel has no rows for indicator '{key}'")
-    if family is not None:
-        fam = "poisson" if family == "negbin" else family
-        if fam not in RATIO_SCALES:
-            raise InputError(f"unknown family '{family}' for '{key}' (use binomial, poisson or price)")
-        return fam
-    if key in INDICATORS:
-        return INDICATORS[key].family
+def resolve_family(panel: pd.DataFrame, key: str, family: str | Family | None = None) -> Family:
+    """The family of an indicator: ``family``, else the registry's, else from its columns
+    (:func:`nbdid.families.resolve_family`)."""
     rows = panel[panel["indicator"].astype(str) == key]
-    if rows["n"].notna().any() and rows["count"].isna().all():
-        return "price"
-    raise InputError(
-        f"indicator '{key}' is not in the registry; give its family (binomial or poisson), "
-        "e.g. --family KEY=poisson"
-    )
+    if rows.empty:
+        raise InputError(f"the panel has no rows for indicator '{key}'")
+    present = [c for c in rows.columns if rows[c].notna().any()]
+    return _resolve(key, family, columns_present=present).family
 
 
-def unit_of(key: str, family: str) -> tuple[float, str]:
+def unit_of(key: str, family: str | Family) -> tuple[float, str]:
     """Multiplier and unit label (the same as the Bayesian summaries use)."""
-    from nbdid.analysis.estimands import indicator_unit
-
     return indicator_unit(key, family)
 
 
-def _aggregate(rows: pd.DataFrame, family: str, by: str, multiplier: float) -> pd.DataFrame:
+def _aggregate(rows: pd.DataFrame, family: Family, by: str, multiplier: float) -> pd.DataFrame:
     keys = ["ward", by]
     first = rows.groupby(keys, sort=True)[["group", "pair"]].first()
-    if family == "price":
-        n = rows["n"].astype("float64")
-        mp = rows["mean_price"].astype("float64")
-        sdl = rows["sd_log_price"].astype("float64").fillna(0.0)
-        # sum of squared prices from the ward summaries (lognormal within a ward-period)
-        sq = (n - 1) * mp**2 * np.expm1(sdl**2) + n * mp**2
-        tmp = pd.DataFrame({
-            "ward": rows["ward"], by: rows[by], "n": n, "sum_price": n * mp,
-            "sum_log": n * rows["mean_log_price"].astype("float64"), "sum_sq": sq,
-        })
-        agg = tmp.groupby(keys, sort=True)[["n", "sum_price", "sum_log", "sum_sq"]].sum()
-        agg["mean_log"] = agg["sum_log"] / agg["n"]
-        agg["value"] = agg["sum_price"] / agg["n"]
-    else:
-        tmp = pd.DataFrame({
-            "ward": rows["ward"], by: rows[by],
-            "count": rows["count"].astype("float64"), "exposure": rows["exposure"].astype("float64"),
-        })
-        agg = tmp.groupby(keys, sort=True)[["count", "exposure"]].sum()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            agg["value"] = multiplier * agg["count"] / agg["exposure"]
+    tot = family.ward_totals(rows)
+    tot.insert(0, by, rows[by].to_numpy())
+    tot.insert(0, "ward", rows["ward"].to_numpy())
+    agg = tot.groupby(keys, sort=True)[[c for c in tot.columns if c not in keys]].sum()
+    agg["value"] = family.unit_value(agg, multiplier)
     out = first.join(agg).reset_index()
     out["group"] = out["group"].astype(str)
     out["nbi"] = (out["group"] == "nbi").astype("int64")
     return out
 
 
-def prepare(panel: pd.DataFrame, key: str, *, family: str | None = None) -> IndicatorData:
+def prepare(panel: pd.DataFrame, key: str, *, family: str | Family | None = None) -> IndicatorData:
     """Ward totals of one indicator before and after (see :class:`IndicatorData`).
 
     Raises
     ------
     InputError
-        If the panel has no rows for ``key``, lacks one of the groups or periods, or a
-        count row has no exposure.
+        If the panel has no rows for ``key``, cannot support a DiD
+        (:func:`nbdid.data_prep.feasibility.check_did`: one group, no period before or
+        after, ...), or a row lacks a value its family needs.
     """
     fam = resolve_family(panel, key, family)
-    rows = panel[panel["indicator"].astype(str) == key]
-    if rows.empty:
-        raise InputError(f"the panel has no rows for indicator '{key}'")
-    groups = set(rows["group"].astype(str))
-    if groups != {"nbi", "benchmark"}:
-        raise InputError(f"indicator '{key}' needs wards of both groups (nbi, benchmark); has {sorted(groups)}")
-    if set(rows["post"].astype(int)) != {0, 1}:
-        raise InputError(f"indicator '{key}' needs periods before (post 0) and after (post 1)")
+    rows = check_did(panel, key, columns=fam.required).rows
     notes: list[str] = []
-    if fam == "price":
-        bad = rows["n"].isna() | rows["mean_price"].isna() | rows["mean_log_price"].isna()
-        if bad.all():
-            raise InputError(f"indicator '{key}' has no price rows (n, mean_price, mean_log_price)")
-        rows = rows[~bad.to_numpy()]
-        rows = rows[(rows["n"].astype("float64") > 0).to_numpy()]
-    else:
-        if rows["exposure"].isna().any() or rows["count"].isna().any():
-            raise InputError(f"indicator '{key}' has count rows without count or exposure")
-        zero = (rows["exposure"].astype("float64") <= 0).to_numpy()
-        if zero.any():
-            notes.append(f"{int(zero.sum())} ward-period(s) with zero exposure left out")
-            rows = rows[~zero]
+    missing = rows[list(fam.required)].isna().any(axis=1).to_numpy()
+    if missing.all():
+        raise InputError(f"indicator '{key}' has no rows with {', '.join(fam.required)}")
+    if missing.any():
+        cols = [c for c in fam.required if rows[c].isna().any()]
+        raise InputError(f"indicator '{key}' has rows without {', '.join(cols)}")
+    weight = fam.row_weights(rows)
+    zero = weight <= 0
+    if zero.any():
+        notes.append(f"{int(zero.sum())} ward-period(s) with zero {fam.weight_column} left out")
+        rows = rows[~zero]
     mult, unit = unit_of(key, fam)
     wards = _aggregate(rows, fam, "post", mult)
     lower = INDICATORS[key].lower_is_better if key in INDICATORS else False
@@ -241,32 +279,15 @@ def prepare(panel: pd.DataFrame, key: str, *, family: str | None = None) -> Indi
 # ----------------------------------------------------------------------------------------
 
 
-def _group_stats(w: pd.DataFrame, family: str, multiplier: float, by: str) -> pd.DataFrame:
-    """Pooled value, half-width and totals per group and ``by`` (report's formulas)."""
+def _group_stats(w: pd.DataFrame, family: Family, multiplier: float, by: str) -> pd.DataFrame:
+    """Pooled value, half-width and totals per group and ``by`` (report's formulas,
+    :meth:`nbdid.families.Family.pooled`)."""
     rows = []
     for (grp, t), sub in w.groupby(["group", by], sort=True):
-        row = {"group": grp, by: int(t), "wards": len(sub)}
-        if family == "price":
-            n = float(sub["n"].sum())
-            value = float(sub["sum_price"].sum() / n)
-            var = max(float(sub["sum_sq"].sum()) - n * value**2, 0.0) / (n - 1) if n > 1 else np.nan
-            se = math.sqrt(var / n)
-            log_se = se / value
-            row.update(total=n, value=value, se=se, log_se=log_se,
-                       log_value=float(sub["sum_log"].sum() / n))
-        else:
-            c, e = float(sub["count"].sum()), float(sub["exposure"].sum())
-            p = c / e
-            value = multiplier * p
-            if family == "binomial":
-                se = multiplier * math.sqrt(p * (1 - p) / e)
-                log_se = math.sqrt(1 / c + 1 / (e - c)) if 0 < c < e else np.inf
-                lv = math.log(p / (1 - p)) if 0 < c < e else np.nan
-            else:
-                se = multiplier * math.sqrt(c) / e
-                log_se = 1 / math.sqrt(c) if c > 0 else np.inf
-                lv = math.log(p) if c > 0 else np.nan
-            row.update(count=c, total=e, value=value, se=se, log_se=log_se, log_value=lv)
+        ps = family.pooled(sub, multiplier)
+        row = {"group": grp, by: int(t), "wards": len(sub), "count": ps.count, "total": ps.total,
+               "value": ps.value, "se": ps.se, "log_se": ps.log_se, "log_value": ps.log_value,
+               "pooled": ps}
         row["half_width"] = Z95 * row["se"]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -296,8 +317,7 @@ def pooled_group_values(panel: pd.DataFrame, key: str, *, family: str | None = N
     """
     fam = resolve_family(panel, key, family)
     rows = panel[panel["indicator"].astype(str) == key]
-    if fam != "price":
-        rows = rows[(rows["exposure"].astype("float64") > 0).to_numpy()]
+    rows = rows[fam.row_weights(rows) > 0]
     mult, _ = unit_of(key, fam)
     w = _aggregate(rows, fam, "period", mult)
     g = _group_stats(w, fam, mult, "period")
@@ -310,8 +330,6 @@ def pooled_group_values(panel: pd.DataFrame, key: str, *, family: str | None = N
     g["value_matches"] = pd.array([pd.NA] * len(g), dtype="boolean")
     g["half_width_matches"] = pd.array([pd.NA] * len(g), dtype="boolean")
     if key in INDICATORS:
-        from nbdid.data_prep.published import load_report_values
-
         rv = load_report_values()
         rv = rv[rv["indicator"] == key].set_index(["group", "period_label"])
         ind = INDICATORS[key]
@@ -339,7 +357,7 @@ def reproduces_published(groups: pd.DataFrame) -> bool | None:
 
 def _base_row(data: IndicatorData, method: str, estimand: str) -> dict:
     return {
-        "indicator": data.key, "method": method, "family": data.family, "unit": data.unit,
+        "indicator": data.key, "method": method, "family": data.family.name, "unit": data.unit,
         "estimand": ESTIMANDS[estimand], "estimate": np.nan, "lower": np.nan, "upper": np.nan,
         "ratio_scale": data.ratio_scale, "ratio": np.nan, "ratio_lower": np.nan,
         "ratio_upper": np.nan, "p_value": np.nan, "significant": pd.NA, "better": pd.NA,
@@ -363,6 +381,19 @@ def _add_note(row: dict, note: str) -> dict:
     return row
 
 
+def _result(fn: Callable[..., dict]) -> Callable[..., MethodResult]:
+    """Turn a method's row dict into a :class:`MethodResult`."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> MethodResult:
+        row = fn(*args, **kwargs)
+        return row if isinstance(row, MethodResult) else MethodResult(**row)
+
+    return wrapper
+
+
+@_result
 def report_pooled(data: IndicatorData) -> dict:
     """The report's pooled method recomputed from the group totals.
 
@@ -373,8 +404,6 @@ def report_pooled(data: IndicatorData) -> dict:
     pooled Wald z-test of the same DiD (standard errors = half-width / 1.96), and the
     ratio interval is the pooled Wald interval of the log ratio of ratios.
     """
-    from nbdid.analysis.replication import change_interval, intervals_overlap
-
     row = _base_row(data, "report_pooled", "additive")
     g = _group_stats(data.wards, data.family, data.multiplier, "post").set_index(["group", "post"])
     ch = {}
@@ -385,11 +414,7 @@ def report_pooled(data: IndicatorData) -> dict:
     did = ch["nbi"][0] - ch["benchmark"][0]
     se = math.sqrt(float((g["se"] ** 2).sum()))
     sig = not intervals_overlap(ch["nbi"][1], ch["nbi"][2], ch["benchmark"][1], ch["benchmark"][2])
-    lv = g["log_value"]
-    log_ratio = (lv[("nbi", 1)] - lv[("nbi", 0)]) - (lv[("benchmark", 1)] - lv[("benchmark", 0)])
-    if data.family == "price":  # the pooled value is the arithmetic mean price
-        v = g["value"]
-        log_ratio = math.log(v[("nbi", 1)] / v[("nbi", 0)] / (v[("benchmark", 1)] / v[("benchmark", 0)]))
+    log_ratio = data.family.pooled_log_ratio(g["pooled"].to_dict())
     log_se = math.sqrt(float((g["log_se"] ** 2).sum()))
     row.update(
         estimate=did, lower=ch["nbi"][1] - ch["benchmark"][2], upper=ch["nbi"][2] - ch["benchmark"][1],
@@ -453,9 +478,10 @@ def _design(w: pd.DataFrame) -> np.ndarray:
 def fit_cluster_glm(data: IndicatorData, *, alpha: float = ALPHA) -> ClusterFit:
     """Fit the family's GLM with ``nbi * post`` and ward-clustered CR1 standard errors.
 
-    Binomial: ``GLM(cbind(count, exposure - count))`` with a logit link; Poisson:
-    log link with offset ``log(exposure)``; price: WLS of ward mean log prices weighted
-    by transactions.  Covariance: statsmodels ``cov_type="cluster"`` (CR1, correction
+    The model is the family's (:meth:`nbdid.families.Family.glm`). Binomial:
+    ``GLM(cbind(count, exposure - count))`` with a logit link; Poisson: log link with
+    offset ``log(exposure)``; price: WLS of ward mean log prices weighted by
+    transactions.  Covariance: statsmodels ``cov_type="cluster"`` (CR1, correction
     ``G/(G-1) * (N-1)/(N-K)``) with t(G - 1) inference (``use_t=True``).
 
     Raises
@@ -464,27 +490,13 @@ def fit_cluster_glm(data: IndicatorData, *, alpha: float = ALPHA) -> ClusterFit:
         If a group has no events (or only events) in a period, so that the ratio of
         ratios is undefined, or the fit does not converge.
     """
-    import statsmodels.api as sm
-
     w = data.wards
     X = _design(w)
     groups = pd.factorize(w["ward"])[0]
     cells = w.groupby(["nbi", "post"])
-    if data.family == "price":
-        model = sm.WLS(w["mean_log"].to_numpy(float), X, weights=w["n"].to_numpy(float))
-    else:
-        c = cells["count"].sum()
-        e = cells["exposure"].sum()
-        if (c <= 0).any() or (data.family == "binomial" and (c >= e).any()):
-            raise ValueError("a group has no events (or only events) in a period; the ratio is undefined")
-        y = w["count"].to_numpy(float)
-        n = w["exposure"].to_numpy(float)
-        if data.family == "binomial":
-            model = sm.GLM(np.column_stack([y, n - y]), X, family=sm.families.Binomial())
-        else:
-            model = sm.GLM(y, X, family=sm.families.Poisson(), offset=np.log(n))
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
-
+    if not data.family.glm_defined(cells["num"].sum(), cells["den"].sum()):
+        raise ValueError("a group has no events (or only events) in a period; the ratio is undefined")
+    model = data.family.glm(w, X)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
@@ -507,30 +519,24 @@ def fit_cluster_glm(data: IndicatorData, *, alpha: float = ALPHA) -> ClusterFit:
 def _nbi_post_level(data: IndicatorData) -> float:
     """The NBI group's observed pooled post-period value (as a proportion, rate or price)."""
     w = data.wards
-    sub = w[(w["nbi"] == 1) & (w["post"] == 1)]
-    if data.family == "price":
-        return float(sub["sum_price"].sum() / sub["n"].sum())
-    return float(sub["count"].sum() / sub["exposure"].sum())
+    return data.family.level(w[(w["nbi"] == 1) & (w["post"] == 1)])
 
 
 def unit_effect(data: IndicatorData, link_effect: float | np.ndarray, level: float | None = None):
     """Population-averaged DiD in the own unit for a link-scale effect.
 
     ``multiplier * (A - A_cf)`` where ``A`` is the NBI group's pooled post-period value
-    and ``A_cf`` the same without the effect: ``A exp(-effect)`` (rates, prices) or
-    ``expit(logit(A) - effect)`` (proportions).  Increasing in the effect, so an
-    interval of the effect maps onto an interval of the DiD.
+    and ``A_cf`` the same without the effect (:meth:`nbdid.families.Family.counterfactual`:
+    ``A exp(-effect)`` for rates and prices, ``expit(logit(A) - effect)`` for
+    proportions).  Increasing in the effect, so an interval of the effect maps onto an
+    interval of the DiD.
     """
     a = _nbi_post_level(data) if level is None else level
-    b = np.asarray(link_effect, dtype=float)
-    if data.family == "binomial":
-        cf = special.expit(special.logit(a) - b)
-    else:
-        cf = a * np.exp(-b)
-    out = data.multiplier * (a - cf)
+    out = data.family.unit_effect(np.asarray(link_effect, dtype=float), a, data.multiplier)
     return float(out) if np.ndim(out) == 0 else out
 
 
+@_result
 def glm_cluster(data: IndicatorData, *, alpha: float = ALPHA) -> dict:
     """Concordance row of the ward-clustered GLM (see :func:`fit_cluster_glm`).
 
@@ -564,8 +570,18 @@ def complete_pairs(data: IndicatorData) -> tuple[np.ndarray, pd.DataFrame]:
     """Pairs with one NBI and one benchmark ward, each observed before and after.
 
     Returns ``(pair ids, rows)`` where rows are the wards' before/after totals sorted by
-    pair, ``nbi`` (benchmark first) and ``post``.
+    pair, ``nbi`` (benchmark first) and ``post``.  Computed once per
+    :class:`IndicatorData` (every method asks; the design simulations ask millions of
+    times); treat the rows as read-only.
     """
+    cached = data.__dict__.get("_complete_pairs")
+    if cached is None:
+        # a frozen dataclass: the cache goes into the instance dict, as cached_property does
+        cached = data.__dict__["_complete_pairs"] = _complete_pairs(data)
+    return cached
+
+
+def _complete_pairs(data: IndicatorData) -> tuple[np.ndarray, pd.DataFrame]:
     w = data.wards
     if w["pair"].isna().all():
         return np.array([], dtype=int), w.iloc[:0]
@@ -601,22 +617,14 @@ def _note_incomplete(row: dict, data: IndicatorData) -> dict:
 
 
 def _pair_arrays(data: IndicatorData, rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Arrays of shape (P, 2 wards [benchmark, nbi], 2 posts) of each total."""
+    """Arrays of shape (P, 2 wards [benchmark, nbi], 2 posts) of ``num`` and ``den``."""
     p = len(rows) // 4
-    cols = ("n", "sum_log") if data.family == "price" else ("count", "exposure")
-    return {c: rows[c].to_numpy(float).reshape(p, 2, 2) for c in cols}
+    return {c: rows[c].to_numpy(float).reshape(p, 2, 2) for c in ("num", "den")}
 
 
-def _stat_from_totals(family: str, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _stat_from_totals(family: Family, num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """DiD statistic from group totals ``(..., group [benchmark, nbi], post)``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = num / den
-        if family == "price":
-            lv = r
-        elif family == "binomial":
-            lv = special.logit(r)
-        else:
-            lv = np.log(r)
+    lv = family.totals_link(num, den)
     return (lv[..., 1, 1] - lv[..., 1, 0]) - (lv[..., 0, 1] - lv[..., 0, 0])
 
 
@@ -637,10 +645,7 @@ class _RandomizationTest:
     def __init__(self, data: IndicatorData, rows: pd.DataFrame, z: np.ndarray):
         self.family = data.family
         a = _pair_arrays(data, rows)
-        if data.family == "price":
-            self.num, self.den = a["sum_log"], a["n"]
-        else:
-            self.num, self.den = a["count"], a["exposure"]
+        self.num, self.den = a["num"], a["den"]
         self.z = z.astype(float)  # (B, P): 1 = the pair's labels are swapped
         self.den_totals = self._totals(self.den, self.den, self.z)
         self.observed = float(_stat_from_totals(self.family, self._totals(self.num, self.num)[None],
@@ -668,20 +673,7 @@ class _RandomizationTest:
         nbi[:, 1] = True
         post = np.zeros(num.shape, dtype=bool)
         post[..., 1] = True
-        if self.family == "price":
-            control = num - np.where(nbi[..., None] & post, den * tau, 0.0)
-            treated = control + np.where(post, den * tau, 0.0)
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                p = num / den
-                if self.family == "binomial":
-                    p0 = np.where(nbi[..., None] & post, special.expit(special.logit(p) - tau), p)
-                    p1 = np.where(post, special.expit(special.logit(p0) + tau), p0)
-                else:
-                    p0 = np.where(nbi[..., None] & post, p * np.exp(-tau), p)
-                    p1 = np.where(post, p0 * np.exp(tau), p0)
-            control, treated = p0 * den, p1 * den
-        return treated, control
+        return self.family.shift_totals(num, den, nbi[..., None] & post, post, tau)
 
     def pvalue(self, tau: float) -> float:
         treated, control = self._shift(tau)
@@ -725,6 +717,7 @@ def _invert(test: _RandomizationTest, centre: float, step: float, alpha: float,
     return 0.5 * (inside + outside)
 
 
+@_result
 def randomization(
     data: IndicatorData,
     *,
@@ -732,6 +725,7 @@ def randomization(
     seed: int = RI_SEED,
     exact_max: int = RI_EXACT_MAX_PAIRS,
     alpha: float = ALPHA,
+    interval: bool = True,
 ) -> dict:
     """Randomization inference swapping the group labels within matched pairs.
 
@@ -741,7 +735,8 @@ def randomization(
     p-value: twice the smaller tail of its randomization distribution (the observed
     pattern included).  The 95% interval collects every constant effect ``tau`` (same
     scale, every NBI ward in the post period) that the test does not reject at 5%; the
-    own-unit interval maps it through :func:`unit_effect`.
+    own-unit interval maps it through :func:`unit_effect`.  ``interval=False`` skips
+    the inversion (the p-value and estimate only; much faster for many pairs).
     """
     row = _note_incomplete(_base_row(data, "randomization", "population_averaged"), data)
     pairs, rows = complete_pairs(data)
@@ -760,6 +755,8 @@ def randomization(
         test=(f"randomization test, {kind}; statistic = nbi:post coefficient from group totals; "
               "interval by test inversion under a constant-effect sharp null"),
     )
+    if not interval:
+        return _add_note(row, "interval not computed (p-value only)")
     smallest = 2.0 / len(z)  # twice the smallest tail: the observed pattern alone
     if smallest > alpha:
         return _add_note(row, f"too few pairs ({len(pairs)}) for a 95% interval: the smallest "
@@ -795,16 +792,8 @@ def pair_differences(data: IndicatorData) -> pd.DataFrame:
     if len(pairs) == 0:
         return pd.DataFrame(columns=["pair", "nbi_change", "benchmark_change", "diff", "log_diff", "corrected"])
     v = rows["value"].to_numpy(float).reshape(-1, 2, 2)
-    if data.family == "price":
-        lv = rows["mean_log"].to_numpy(float).reshape(-1, 2, 2)
-        corrected = False
-    else:
-        c = rows["count"].to_numpy(float).reshape(-1, 2, 2)
-        e = rows["exposure"].to_numpy(float).reshape(-1, 2, 2)
-        corrected = bool((c <= 0).any() or (data.family == "binomial" and (c >= e).any()))
-        if corrected:
-            c, e = c + 0.5, e + (1.0 if data.family == "binomial" else 0.0)
-        lv = np.log(c / (e - c)) if data.family == "binomial" else np.log(c / e)
+    corrected = data.family.needs_correction(rows)
+    lv = data.family.pair_link(rows, corrected).reshape(-1, 2, 2)
     change = v[..., 1] - v[..., 0]
     lchange = lv[..., 1] - lv[..., 0]
     return pd.DataFrame({
@@ -820,6 +809,7 @@ def _t_interval(x: np.ndarray, alpha: float) -> tuple[float, float, float]:
     return float(res.pvalue), float(ci.low), float(ci.high)
 
 
+@_result
 def paired_t(data: IndicatorData, *, alpha: float = ALPHA) -> dict:
     """Paired t-test of the pair differences in change (scipy ``ttest_1samp``).
 
@@ -857,6 +847,7 @@ def paired_t(data: IndicatorData, *, alpha: float = ALPHA) -> dict:
 # ----------------------------------------------------------------------------------------
 
 
+@_result
 def bayes_row(data: IndicatorData, summary: pd.DataFrame | None, *, note: str = "") -> dict:
     """The posterior DiD from a fit summary (:attr:`nbdid.models.fit.FitResult.summary`).
 
@@ -930,16 +921,36 @@ def analyse(
         :data:`RESULT_COLUMNS` plus ``gate`` and ``prob_benefit``.
     """
     data = prepare(panel, key, family=family)
-    rows = [
-        report_pooled(data),
-        glm_cluster(data),
-        randomization(data, draws=draws, seed=seed, exact_max=exact_max),
-        paired_t(data),
-        bayes_row(data, summary, note=posterior_note),
-    ]
-    out = pd.DataFrame(rows)
+    settings = AnalysisSettings(draws=draws, seed=seed, exact_max=exact_max, summary=summary,
+                                posterior_note=posterior_note)
+    out = pd.DataFrame([m.run(data, settings).as_dict() for m in METHOD_REGISTRY.values()])
+    if data.ratio_scale is None:  # an identity link (Gaussian family) has no ratio scale
+        out[["ratio", "ratio_lower", "ratio_upper"]] = np.nan
     for c in ("gate",):
         out[c] = out[c].fillna("").astype(str)
     out["significant"] = out["significant"].astype("boolean")
     out["better"] = out["better"].astype("boolean")
     return out[[*RESULT_COLUMNS, "gate", "prob_benefit"]]
+
+
+METHOD_REGISTRY: dict[str, Method] = {m.name: m for m in (
+    Method("report_pooled", "report's pooled method (recomputed)", "pooled", "report's pooled method",
+           lambda d, s: report_pooled(d)),
+    Method("glm_cluster", "GLM, ward-clustered CR1, t(G-1)", "GLM-CR1", "GLM, clustered (CR1)",
+           lambda d, s: glm_cluster(d, alpha=s.alpha)),
+    Method("randomization", "randomization inference (pair swaps)", "RI", "randomization inference",
+           lambda d, s: randomization(d, draws=s.draws, seed=s.seed, exact_max=s.exact_max, alpha=s.alpha,
+                                       interval=s.interval)),
+    Method("paired_t", "paired t-test of pair differences", "paired-t", "paired t-test",
+           lambda d, s: paired_t(d, alpha=s.alpha)),
+    Method("bayes", "Bayesian hierarchical model", "Bayes", "Bayesian posterior",
+           lambda d, s: bayes_row(d, s.summary, note=s.posterior_note)),
+)}
+"""The methods of the concordance table, in display order.  A new method is one
+:class:`Method` entry here (its ``run`` returns a :class:`MethodResult`)."""
+
+METHODS: tuple[str, ...] = tuple(METHOD_REGISTRY)
+"""Method keys, in display order."""
+
+METHOD_LABELS: dict[str, str] = {k: m.label for k, m in METHOD_REGISTRY.items()}
+"""Full label of each method (the ``method_label`` column)."""

@@ -53,7 +53,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -61,10 +61,9 @@ from scipy.linalg import pinvh
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
+from nbdid.config import MatchDistance as Distance
+from nbdid.config import MatchMethod as Method
 from nbdid.errors import InputError
-
-Distance = Literal["euclidean", "mahalanobis", "propensity"]
-Method = Literal["greedy", "optimal"]
 
 MATCH_COLUMNS: tuple[str, ...] = ("set", "treated_ward", "control_ward", "rank", "distance")
 """Columns of :func:`match_wards`' result."""
@@ -82,8 +81,16 @@ BALANCE_COLUMNS: tuple[str, ...] = (
 )
 """Columns of :func:`balance_table`'s result."""
 
-DISTANCES: tuple[str, ...] = ("euclidean", "mahalanobis", "propensity")
-METHODS: tuple[str, ...] = ("greedy", "optimal")
+DISTANCES: tuple[str, ...] = get_args(Distance)
+METHODS: tuple[str, ...] = get_args(Method)
+
+DEFAULT_STUDY_COVARIATES: tuple[str, ...] = (
+    "mean_rank",
+    "median_rank",
+    "share_most_deprived_decile",
+    "share_most_deprived_quintile",
+)
+"""Matching covariates of ``nbdid match --study`` by default."""
 
 
 @dataclass(frozen=True)
@@ -538,3 +545,126 @@ def balance_table(
         ess_controls=float(wv.sum() ** 2 / np.sum(wv**2)) if len(wv) else 0.0,
     )
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# the study's pairs and any tables
+# ----------------------------------------------------------------------------------------
+
+
+def _rank_among(dist_row: np.ndarray, allowed: np.ndarray, j: int) -> int:
+    """1 + number of allowed candidates strictly nearer than candidate ``j``."""
+    return int(1 + np.sum(allowed & (dist_row < dist_row[j] - 1e-12)))
+
+
+def study_match(
+    wards: pd.DataFrame,
+    study: pd.DataFrame,
+    spec: MatchSpec,
+    *,
+    balance_covariates: list[str] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Balance of the published pairs and the engine's alternative benchmarks.
+
+    Parameters
+    ----------
+    wards
+        Covariates of every English ward (:func:`nbdid.data_prep.covariates.ward_covariates`).
+    study
+        Covariates of the 58 study wards with ``group`` and ``pair``.
+    spec
+        How the engine matches (its covariates also define the distances reported for
+        the published pairs).
+    balance_covariates
+        Covariates of the balance table (default: those of ``spec`` plus every other
+        numeric covariate computed).
+
+    Returns
+    -------
+    dict
+        ``"balance"``: :func:`~nbdid.analysis.matching.balance_table` rows for the
+        published pairs and for the engine's matches (column ``matched_by``);
+        ``"alternatives"``: one row per NBI ward and engine pick with the published
+        benchmark, both distances, the published benchmark's rank by distance among the
+        candidates that satisfy the exact constraints (``published_rank`` of
+        ``n_allowed_candidates``) and whether it satisfies the exact constraints and the
+        caliper (``published_allowed``); ``"treated"``, ``"candidates"``: the tables that were matched.
+
+    Notes
+    -----
+    Candidates are every English ward that is not (part of) an NBI study ward, plus the
+    published benchmark wards as the report defined them (a benchmark that councils have
+    since split is the union of its successor wards, so it can be picked as a whole).
+    """
+    nbi = study[study["group"] == "nbi"].sort_values("pair", kind="stable").reset_index(drop=True)
+    ben = study[study["group"] == "benchmark"].sort_values("pair", kind="stable").reset_index(drop=True)
+    nbi_parts = set(nbi["ward"].str.split("+").explode())
+    cand = wards[~wards["ward"].isin(nbi_parts)]
+    extra = ben[~ben["ward"].isin(cand["ward"])].drop(columns=["group", "pair"])
+    cand = pd.concat([cand, extra], ignore_index=True)
+    cols = list(spec.covariates)
+    bal_cols = list(dict.fromkeys(balance_covariates or
+                                  [*cols, *wards.attrs.get("covariates", [])]))
+    published = pd.DataFrame({
+        "set": nbi["pair"].astype("int64").to_numpy(),
+        "treated_ward": nbi["ward"].astype("string").to_numpy(),
+        "control_ward": ben.set_index("pair").loc[nbi["pair"], "ward"].astype("string").to_numpy(),
+        "rank": 1,
+    })
+    engine = match_wards(nbi, cand, spec)
+    dist, caliper = distance_matrix(nbi, cand, spec)
+    # ranks are among the candidates that satisfy the exact constraints (not the caliper)
+    allowed = np.ones(dist.shape, dtype=bool)
+    for c in spec.exact:
+        allowed &= nbi[c].astype(str).to_numpy()[:, None] == cand[c].astype(str).to_numpy()[None, :]
+    within = dist <= caliper * (1 + 1e-12)
+    pos = {w: j for j, w in enumerate(cand["ward"].astype(str))}
+    pub_j = np.array([pos[w] for w in published["control_ward"]])
+    published["distance"] = dist[np.arange(len(nbi)), pub_j]
+    b_pub = balance_table(nbi, cand, published, bal_cols)
+    b_eng = balance_table(nbi, cand, engine, bal_cols)
+    balance = pd.concat([b_pub.assign(matched_by="published"), b_eng.assign(matched_by="engine")],
+                        ignore_index=True)
+    balance = balance[["matched_by", *[c for c in balance.columns if c != "matched_by"]]]
+    info = cand.set_index("ward")[["ward_name", "la_name"]]
+    rows = []
+    eng_by_set = {s: g for s, g in engine.groupby("set")}
+    for i, r in nbi.iterrows():
+        pj = int(pub_j[i])
+        pw = str(published["control_ward"].iloc[i])
+        base = {
+            "pair": int(r["pair"]),
+            "nbi_ward": r["ward"], "nbi_name": r["ward_name"], "nbi_la": r["la_name"],
+            "published_ward": pw, "published_name": info.loc[pw, "ward_name"],
+            "published_la": info.loc[pw, "la_name"],
+            "published_distance": float(dist[i, pj]),
+            "published_allowed": bool(allowed[i, pj] and within[i, pj]),
+            "published_rank": _rank_among(dist[i], allowed[i], pj),
+            "n_allowed_candidates": int(allowed[i].sum()),
+        }
+        g = eng_by_set.get(int(r["pair"]))
+        if g is None:
+            rows.append({**base, "engine_rank": pd.NA, "engine_ward": pd.NA, "engine_name": pd.NA,
+                         "engine_la": pd.NA, "engine_distance": np.nan, "same_as_published": "unmatched"})
+            continue
+        for e in g.itertuples():
+            ew = str(e.control_ward)
+            same = ("yes" if ew == pw else "part" if ew in pw.split("+") or pw in ew.split("+")
+                    else "no")
+            rows.append({**base, "engine_rank": int(e.rank), "engine_ward": ew,
+                         "engine_name": info.loc[ew, "ward_name"], "engine_la": info.loc[ew, "la_name"],
+                         "engine_distance": float(e.distance), "same_as_published": same})
+    alt = pd.DataFrame(rows)
+    alt["engine_rank"] = alt["engine_rank"].astype("Int64")
+    alt.attrs["unmatched"] = engine.attrs.get("unmatched", [])
+    return {"balance": balance, "alternatives": alt, "treated": nbi, "candidates": cand,
+            "published": published, "engine": engine}
+
+
+def general_match(
+    treated: pd.DataFrame, candidates: pd.DataFrame, spec: MatchSpec, *, id_col: str = "ward"
+) -> dict[str, pd.DataFrame]:
+    """Match any tables: ``{"matches": ..., "balance": ...}``."""
+    m = match_wards(treated, candidates, spec, id_col=id_col)
+    b = balance_table(treated, candidates, m, list(spec.covariates), id_col=id_col)
+    return {"matches": m, "balance": b}

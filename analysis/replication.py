@@ -192,7 +192,7 @@ class Discrepancy:
 
 def _fmt(ind_key: str, x: float) -> str:
     ind = INDICATORS[ind_key]
-    if ind.family == "price":
+    if ind.unit == "£":
         return f"£{x:,.0f}"
     d = ind.decimals
     return f"{x:.{d}f}"
@@ -208,7 +208,7 @@ def _norm(text: str) -> str:
 
 def _unit_in(text: str, ind) -> bool:
     """Whether a printed title states the indicator's unit (prices: no rate unit)."""
-    if ind.family == "price":
+    if ind.unit == "£":
         return "per " not in text.lower()
     if ind.unit == "%":
         return "%" in text
@@ -338,7 +338,7 @@ def discrepancies() -> pd.DataFrame:
             r = rec.loc[s.indicator]
             lo, hi = r[f"{s.group}_change_lower"], r[f"{s.group}_change_upper"]
             # the text rounds to thousands: allow half a thousand either side
-            tol = 500 if INDICATORS[s.indicator].family == "price" else 0.05
+            tol = 500 if INDICATORS[s.indicator].unit == "£" else 0.05
             if abs(lo - s.lower) > tol or abs(hi - s.upper) > tol:
                 found.append(
                     Discrepancy(

@@ -27,7 +27,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from nbdid.analysis.comparison import report_did_table
+from nbdid.analysis.matching import MatchSpec, balance_table, match_wards
 from nbdid.config import DiagnosticsConfig, ModelConfig, SamplerConfig, _check_value, from_dict
+from nbdid.data_prep.candidates import panel_with_sets, published_sets
 from nbdid.errors import InputError
 from nbdid.registry import INDICATOR_KEYS, INDICATORS
 
@@ -43,9 +46,6 @@ synthetic default 12 of 14 indicator fits (two seeds) pass the gate, against 0 o
 with 2 chains x 500 draws (R-hat 1.01-1.02 from two short chains).  A warm refit's
 fixed costs (gate diagnostics, estimands) dominate, so this costs about 1.5x the time of
 the light sampler, not 4x."""
-
-PRIOR_SCALE_FIELDS_EXTRA: tuple[str, ...] = ("effect_sd", "did_sd")
-"""ModelConfig fields that ``prior_scale`` multiplies, besides every ``sigma_*_scale``."""
 
 MODEL_GRID_EXCLUDED: tuple[str, ...] = ("event_study", "reference_period")
 """ModelConfig fields that cannot be varied in ``[grid.model]`` (a sweep is pre/post)."""
@@ -359,11 +359,8 @@ class Spec:
         kw = dict(self.model)
         scale = kw.pop("prior_scale", 1.0)
         cfg = dataclasses.replace(base, **kw)
-        if scale != 1.0:
-            names = [f.name for f in dataclasses.fields(ModelConfig)
-                     if f.name in PRIOR_SCALE_FIELDS_EXTRA
-                     or (f.name.startswith("sigma_") and f.name.endswith("_scale"))]
-            cfg = dataclasses.replace(cfg, **{n: getattr(cfg, n) * scale for n in names})
+        if scale != 1.0:  # widens every prior but the data-centred intercept's
+            cfg = dataclasses.replace(cfg, prior_scale=cfg.prior_scale * scale)
         return cfg
 
     @property
@@ -531,9 +528,6 @@ def resolve_spec(spec: Spec, pool, *, balance_covariates: tuple[str, ...] | None
     ``drop_pair = k`` drops the same NBI ward in every design.  Matching failures
     (too few candidates, a separating propensity model) give ``error``.
     """
-    from nbdid.analysis.matching import MatchSpec, balance_table, match_wards
-    from nbdid.data_prep.candidates import panel_with_sets, published_sets
-
     cov = pool.covariates
     treated = cov[cov["group"] == "nbi"].sort_values(
         ["published_pair", "ward"], na_position="last").reset_index(drop=True)
@@ -606,6 +600,25 @@ def conclusion(lower: float, upper: float, lower_is_better: bool) -> str:
     return "unclear"
 
 
+# -- moved here from figures/specification_curve.py (figures read verdicts, never compute
+# -- them): the per-specification conclusion column the specification curve draws.
+def add_conclusions(results: pd.DataFrame) -> pd.DataFrame:
+    """A copy of sweep results with a ``conclusion`` column (:func:`conclusion` per row).
+
+    The direction of benefit is the registry's for each row's ``indicator`` (higher is
+    better for keys not in the registry); rows without a finite interval get
+    ``"not fitted"``.  :func:`nbdid.figures.plot_specification_curve` draws this column.
+    """
+    out = results.copy()
+    lib = [INDICATORS[str(k)].lower_is_better if str(k) in INDICATORS else False
+           for k in out["indicator"]]
+    out["conclusion"] = [
+        conclusion(float(lo), float(hi), b)
+        for lo, hi, b in zip(out["lower"], out["upper"], lib, strict=True)
+    ]
+    return out
+
+
 def summarise_sweep(results: pd.DataFrame, *, robust_share: float = 0.9) -> pd.DataFrame:
     """How often each conclusion holds across specifications, per indicator.
 
@@ -629,8 +642,6 @@ def summarise_sweep(results: pd.DataFrame, *, robust_share: float = 0.9) -> pd.D
         overlap rule) and ``share_report_conclusion``; ``synthetic``/``notice``.
         Shares are over the fitted specifications (finite estimate).
     """
-    from nbdid.analysis.comparison import report_did_table
-
     rep = report_did_table().set_index("indicator")
     rows = []
     for key, sub in results.groupby("indicator", sort=False):

@@ -38,7 +38,7 @@ Z95 = 1.959963984540054
 
 def _amount(ind: Indicator, x: float, *, sign: bool = False) -> str:
     s = "+" if sign and x > 0 else ""
-    if ind.family == "price":
+    if ind.unit == "£":
         return f"{'-' if x < 0 else s}£{abs(x):,.0f}"
     if ind.unit == "%":
         return f"{s}{x:.1f} percentage points"

@@ -60,6 +60,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from nbdid.analysis.tipping import tipping_points
+from nbdid.data_prep import heterogeneity as het
 from nbdid.data_prep import published
 from nbdid.errors import InputError
 from nbdid.registry import INDICATORS, Indicator
@@ -202,8 +204,6 @@ def measure_prior_scales(shared: str | Path | None = None) -> MeasuredHeterogene
     FileNotFoundError
         If the extracts are absent.
     """
-    from nbdid.data_prep import heterogeneity as het
-
     base = Path(shared) if shared is not None else het.SHARED_DATA
     cil = het.measure_children_low_income(
         base / "dwp_statxplore" / "children_relative_low_income_msoa_14-22_headerstripped.csv"
@@ -329,7 +329,7 @@ def _problems(
 
 def _fmt(ind: Indicator, x: float, *, sign: bool = False) -> str:
     s = "+" if sign and x > 0 else ""
-    if ind.family == "price":
+    if ind.unit == "£":
         return f"{'-' if x < 0 else s}£{abs(x):,.0f}"
     if ind.unit == "%":
         return f"{s}{x:.1f} pp"
@@ -444,8 +444,6 @@ def tipping_bayes(
         relative scale (``tipping_tau``), the prior and posterior probabilities that
         ``tau`` exceeds it, and a plain-language ``interpretation``.
     """
-    from nbdid.analysis.tipping import tipping_points
-
     problems = _problems(
         values, n_per_group=n_per_group, pair_correlation=pair_correlation, prior=prior,
         prior_scales=prior_scales, scale_factor=scale_factor, did_prior_sd_rel=did_prior_sd_rel,

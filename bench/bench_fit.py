@@ -12,7 +12,7 @@ default panel (58 wards, two periods):
    because one refit of about a second varies by +-30 % with how the OS schedules
    4 chains on 2 cores.  Also ``burglary`` (same structure -- the ward
    parameterisation is fixed to crime's -- and shapes) and the full
-   :func:`~nbdid.models.fit.fit_indicator` time (with estimands, posterior
+   :func:`~nbdid.workflow.fit.fit` time (with estimands, posterior
    predictive check and diagnostics);
 3. *cold PyMC*: the same model (same data, same structure, same draws and tuning)
    sampled with PyMC's default NUTS sampler (``pm.sample``) in a fresh process,
@@ -37,7 +37,7 @@ ALL_SEVEN = r"""
 import time, warnings
 warnings.simplefilter("ignore")
 from nbdid.data_prep.synthetic import load_default_panel
-from nbdid.models.fit import fit_indicator
+from nbdid.workflow.fit import fit as fit_indicator
 from nbdid.registry import INDICATOR_KEYS
 panel = load_default_panel()
 t0 = time.perf_counter()
@@ -58,10 +58,10 @@ import pymc as pm
 from nbdid.config import ModelConfig
 from nbdid.data_prep.synthetic import load_default_panel
 from nbdid.models.design import build_design
-from nbdid.models.sampling import family_module
+from nbdid.models.model import build_model
 par, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 design = build_design(load_default_panel(), "crime", "poisson", parameterization=par)
-model = family_module("poisson").build_model(design, ModelConfig())
+model = build_model(design, ModelConfig())
 t = time.perf_counter()
 with model:
     pm.sample(draws=s["draws"], tune=s["tune"], chains=s["chains"],
@@ -90,8 +90,8 @@ def main() -> int:
     from nbdid.config import RunConfig
     from nbdid.data_prep.synthetic import load_default_panel
     from nbdid.models.design import build_design
-    from nbdid.models.fit import fit_indicator
     from nbdid.models.sampling import CompiledModelCache
+    from nbdid.workflow.fit import fit as fit_indicator
 
     panel = load_default_panel()
     # fix the parameterisation so that crime, its refits and burglary share one compiled model

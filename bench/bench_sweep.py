@@ -43,7 +43,7 @@ def main() -> int:
     import dataclasses
 
     from nbdid.analysis.sensitivity import parse_sweep_config
-    from nbdid.analysis.sweep import build_tasks, load_pool, run_sweep
+    from nbdid.workflow.sweep import build_tasks, load_pool, run_sweep
 
     cfg = parse_sweep_config(CONFIG, file="<bench>")
     pool = load_pool(cfg)
@@ -81,10 +81,10 @@ def main() -> int:
     # naive: the same fit (same design, forms, sampler settings, replicates, estimands and
     # diagnostics gate) with a fresh PyMC model and PyMC's own NUTS (`backend = "pymc"`,
     # every core) per fit: what a sweep costs without compile-once models and nutpie
-    from nbdid.analysis.sweep import SpecTask
     from nbdid.config import RunConfig
-    from nbdid.models.fit import fit_indicator
     from nbdid.models.sampling import CompiledModelCache
+    from nbdid.workflow.fit import fit as fit_indicator
+    from nbdid.workflow.sweep import SpecTask
 
     task: SpecTask = next(t for t in tasks if t.is_main)
     times = []

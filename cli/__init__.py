@@ -11,27 +11,32 @@ stderr with a non-zero exit status and no traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
-import signal
 import sys
-import threading
 import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
-from nbdid import __version__
 from nbdid.errors import NbdidError
+from nbdid.runtime import Terminated, interruption, signals_seen, signals_unwind
+from nbdid.version import __version__
+
+__all__ = ["COMMAND_MODULES", "Terminated", "build_parser", "main"]
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "nbdid.pipeline",  # run, config
-    "nbdid.data_prep.commands",  # data, ingest
-    "nbdid.analysis.commands",  # replicate
-    "nbdid.models.commands",  # fit
-    "nbdid.analysis.compare_commands",  # compare
-    "nbdid.analysis.match_commands",  # match
-    "nbdid.analysis.sensitivity_commands",  # sensitivity
+    "nbdid.cli.run",  # run, config
+    "nbdid.cli.data",  # data
+    "nbdid.cli.ingest",  # ingest
+    "nbdid.cli.download",  # download
+    "nbdid.cli.build",  # build
+    "nbdid.cli.replicate",  # replicate
+    "nbdid.cli.fit",  # fit
+    "nbdid.cli.compare",  # compare
+    "nbdid.cli.match",  # match
+    "nbdid.cli.sensitivity",  # sensitivity
+    "nbdid.cli.report",  # report
+    "nbdid.cli.design",  # design
 )
 
 
@@ -61,51 +66,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM received: unwinds like Ctrl-C, so clean-up code (temporary files,
-    worker processes) runs before the command exits with status 143."""
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds():
-    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``nbdid`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        with warnings.catch_warnings(), _sigterm_unwinds():
-            # library chatter (arviz refactor notice, numba) is not the user's business
-            if not os.environ.get("NBDID_SHOW_WARNINGS"):
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                from nbdid.models.sampling import ignore_environment_notices
+    """Entry point of the ``nbdid`` command; returns the exit status.
 
-                ignore_environment_notices()
-            return int(args.func(args) or 0)
-    except NbdidError as err:
-        print(f"nbdid {args.command}: error: {err}", file=sys.stderr)
-        return err.exit_code
+    Called without ``argv`` (the ``nbdid`` program itself) it ends the process as soon
+    as the command is done: Python's own clean-up of PyMC's and ArviZ's object graphs
+    takes seconds, during which Python has already given Ctrl-C and SIGTERM back their
+    default actions, so a signal then killed a finished command with a misleading
+    status.  Exit handlers (``atexit``) still run.
+    """
+    code = _main(argv)
+    if argv is None:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Flush, run the exit handlers with Ctrl-C/SIGTERM ignored (the command is done),
+    and leave without the interpreter's slow teardown."""
+    import atexit
+    import signal
+
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`nbdid replicate | head`)
+            pass
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    name = "nbdid"
+    try:
+        # Ctrl-C (130) and SIGTERM (143) end every command with one line: handlers are
+        # installed before anything else happens
+        with signals_unwind():
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in provenance
+            name = f"nbdid {args.command}"
+            with warnings.catch_warnings():
+                # library chatter (arviz refactor notice, numba) is not the user's business
+                if not os.environ.get("NBDID_SHOW_WARNINGS"):
+                    warnings.simplefilter("ignore", FutureWarning)
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    from nbdid.runtime import ignore_environment_notices
+
+                    ignore_environment_notices()
+                return int(args.func(args) or 0)
     except Terminated:
-        print(f"nbdid {args.command}: terminated", file=sys.stderr)
+        print(f"{name}: terminated", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print(f"nbdid {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if signals_seen():  # a library that swallowed Ctrl-C/SIGTERM failed after it
+            stopped = interruption()
+            print(f"{name}: {'terminated' if isinstance(stopped, Terminated) else 'interrupted'}",
+                  file=sys.stderr)
+            return 143 if isinstance(stopped, Terminated) else 130
+        if isinstance(err, NbdidError):
+            print(f"{name}: error: {err}", file=sys.stderr)
+            return err.exit_code
+        raise
     except BrokenPipeError:  # e.g. `nbdid replicate | head`
         return 0
 

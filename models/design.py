@@ -14,14 +14,29 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from nbdid.errors import InputError, ModelError
-from nbdid.registry import GROUPS
+from nbdid.data_prep.feasibility import check_did
+from nbdid.errors import DesignError, ModelError
+from nbdid.families import Family, get_family
+from nbdid.families.price import pooled_within_sd
+from nbdid.families.priors import add_prior, data_name
+from nbdid.models.priors import prior_data, resolve_priors
 
-FamilyName = Literal["binomial", "poisson", "price"]
+Form = Literal["centred", "non_centred"]
+ChangeForm = Literal["centred", "non_centred", "mixed"]
 
-_COUNT_COLUMNS = ("count", "exposure")
-_PRICE_COLUMNS = ("n", "mean_log_price")
-_BASE_COLUMNS = ("indicator", "ward", "group", "period", "post")
+MIN_WARDS_GROUP_SD = 3
+"""Wards seen before and after needed in *each* group for group-specific change SDs."""
+
+MIN_PAIRS = 2
+"""Matched sets needed for pair effects (one set's effect is the intercept's)."""
+
+__all__ = [
+    "Design", "add_did_terms", "build_design", "choose_parameterization", "design_from_dataset",
+    "design_to_dataset", "empirical_link", "forms_for", "link_centre", "linear_predictor_draws",
+    "model_data",
+    "pooled_within_sd", "redraw_ward_change", "resolve_model_config", "resolve_structure",
+    "sampling_variance", "structure_text", "variance_components",
+]
 
 
 @dataclass(frozen=True)
@@ -30,8 +45,10 @@ class Design:
 
     Attributes
     ----------
-    indicator, family
-        Indicator key and likelihood family.
+    indicator
+        Indicator key.
+    family
+        The likelihood family (:class:`nbdid.families.Family`).
     coords
         Named coordinates: ``ward``, ``pair`` (absent without pair effects), ``period``
         (period labels), ``obs``.
@@ -45,11 +62,12 @@ class Design:
         Group of each ward (``"nbi"``/``"benchmark"``) in ``coords["ward"]`` order.
     period_post
         0/1 per period (``coords["period"]`` order).
-    count, exposure
-        Binomial / Poisson data (``None`` for prices).
-    n, mean_log_price, sd_within, mean_price
-        Price data (``None`` for counts); ``sd_within`` is the within-ward-period SD of
-        log prices used as known (pooled where a ward-period has few transactions).
+    arrays
+        The family's observation arrays (:meth:`nbdid.families.Family.design_arrays`):
+        ``count`` and ``exposure`` for count families; ``n``, ``mean_log_price``,
+        ``sd_within`` (the within-ward-period SD of log prices used as known, pooled
+        where a ward-period has few transactions) and ``mean_price`` for prices.  They
+        can also be read as attributes (``design.count``).
     event_study
         One treatment effect per period relative to ``reference_period``.
     reference_period
@@ -58,13 +76,38 @@ class Design:
         Whether the panel rows are synthetic.
     parameterization, change_parameterization, pair_parameterization
         ``"centred"`` or ``"non_centred"`` ward levels, ward changes and pair effects
-        (resolved from ``"auto"`` by :func:`choose_parameterization`).
+        (resolved from ``"auto"`` by :func:`choose_parameterization`); ward changes may
+        also be ``"mixed"`` (each group in its own form, :attr:`change_centred`).
+    change_centred
+        With ``change_parameterization = "mixed"``: 1 for wards whose change is written
+        centred, 0 for non-centred ones (each group in its own form).
+    ward_has_change
+        1 for wards seen both before and after the initiative (they can have a change of
+        their own), 0 for wards seen only before or only after (``coords["ward"]`` order).
+    covariates
+        Names of the covariates (``coords["covariate"]``), each standardised.
+    covariate_kind
+        ``"ward"`` (constant within every ward) or ``"ward_period"`` per covariate.
+    cov_ward, cov_tv
+        Standardised covariate values: ``(ward, covariate)`` for ward-level covariates
+        and ``(obs, covariate)`` for ward-period ones (zeros in the other kind's columns).
+    cov_centre, cov_scale
+        Mean and SD used to standardise each covariate (over wards for ward-level
+        covariates, over observations for ward-period ones).
+    interact
+        Covariates with a covariate x treatment x post term (``coords["interaction"]``).
+    notes
+        Structure decisions taken while building the design (e.g. pair effects left
+        out), repeated by :func:`resolve_structure`.
+    obs_weight
+        ``None``, or 0/1 per observation: observations of weight 0 are left out of the
+        likelihood (held out for cross-validation, :func:`nbdid.models.model.build_model`).
     frame
         The panel rows used, in ``obs`` order.
     """
 
     indicator: str
-    family: FamilyName
+    family: Family
     coords: dict[str, list]
     ward_idx: np.ndarray
     pair_idx: np.ndarray | None
@@ -74,19 +117,39 @@ class Design:
     post: np.ndarray
     ward_group: np.ndarray
     period_post: np.ndarray
-    count: np.ndarray | None = None
-    exposure: np.ndarray | None = None
-    n: np.ndarray | None = None
-    mean_log_price: np.ndarray | None = None
-    sd_within: np.ndarray | None = None
-    mean_price: np.ndarray | None = None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
     event_study: bool = False
     reference_period: int | None = None
     synthetic: bool = False
-    parameterization: Literal["centred", "non_centred"] = "centred"
-    change_parameterization: Literal["centred", "non_centred"] = "centred"
-    pair_parameterization: Literal["centred", "non_centred"] = "non_centred"
+    parameterization: Form = "centred"
+    change_parameterization: ChangeForm = "centred"
+    pair_parameterization: Form = "non_centred"
+    ward_has_change: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    change_centred: np.ndarray | None = field(default=None, repr=False)
+    covariates: tuple[str, ...] = ()
+    covariate_kind: tuple[str, ...] = ()
+    cov_ward: np.ndarray | None = field(default=None, repr=False)
+    cov_tv: np.ndarray | None = field(default=None, repr=False)
+    cov_centre: np.ndarray | None = field(default=None, repr=False)
+    cov_scale: np.ndarray | None = field(default=None, repr=False)
+    interact: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    obs_weight: np.ndarray | None = field(default=None, repr=False)
     frame: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.ward_has_change is None:
+            n_ward = len(self.coords["ward"])
+            seen = np.zeros((n_ward, 2), dtype=bool)
+            seen[self.ward_idx, np.asarray(self.post, dtype=int)] = True
+            object.__setattr__(self, "ward_has_change", seen.all(axis=1).astype("int64"))
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        # the family's arrays read as attributes: design.count, design.exposure, design.n
+        arrays = self.__dict__.get("arrays")
+        if arrays is not None and name in arrays:
+            return arrays[name]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     @property
     def n_obs(self) -> int:
@@ -99,11 +162,36 @@ class Design:
         return self.pair_idx is not None
 
     @property
+    def y(self) -> np.ndarray:
+        """The observed values (counts, mean log prices, ...)."""
+        return self.family.observed(self.arrays)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Weights of pooled group values (exposure, transactions)."""
+        return self.family.weights(self.arrays)
+
+    @property
     def forms(self) -> dict[str, str]:
         """The centred/non-centred form of each component, as ``build_design``'s
         ``parameterization`` takes it: ``{"level": ..., "change": ..., "pair": ...}``."""
         return {"level": self.parameterization, "change": self.change_parameterization,
                 "pair": self.pair_parameterization}
+
+    @property
+    def ward_treated(self) -> np.ndarray:
+        """1 for NBI wards, 0 for benchmark wards (``coords["ward"]`` order)."""
+        return (np.asarray(self.ward_group) == "nbi").astype("int64")
+
+    @property
+    def partial_wards(self) -> bool:
+        """Whether some ward is seen only before or only after the initiative."""
+        return bool((self.ward_has_change == 0).any())
+
+    @property
+    def interact_idx(self) -> np.ndarray:
+        """Column of each interacted covariate among :attr:`covariates`."""
+        return np.asarray([self.covariates.index(c) for c in self.interact], dtype="int64")
 
     def shape_key(self) -> tuple[int, ...]:
         """Sizes of every dimension (a compiled model is reusable for equal keys)."""
@@ -112,7 +200,15 @@ class Design:
             len(self.coords.get("pair", ())),
             len(self.coords["period"]),
             self.n_obs,
+            len(self.covariates),
+            len(self.interact),
         )
+
+    def structure_key(self) -> tuple:
+        """What the design contributes to a model's structure beyond its shapes."""
+        mixed = tuple(int(x) for x in self.change_centred) if self.change_centred is not None else ()
+        return (self.partial_wards, self.covariate_kind, self.interact, self.obs_weight is not None,
+                self.family.structure(self.arrays), mixed)
 
     def data_arrays(self) -> dict[str, np.ndarray]:
         """The ``pm.Data`` containers' values, by name."""
@@ -122,49 +218,31 @@ class Design:
             "treated": self.treated,
             "post": self.post,
         }
-        out["ward_treated"] = (self.ward_group == "nbi").astype("int64")
+        out["ward_treated"] = self.ward_treated
         if self.pair_idx is not None:
             out["ward_pair_idx"] = self.ward_pair_idx
-        if self.family == "price":
-            out["n_obs_tx"] = self.n
-            out["sd_within"] = self.sd_within
-            out["y_obs"] = self.mean_log_price
-        else:
-            out["exposure"] = self.exposure
-            out["y_obs"] = self.count
+        if self.partial_wards:
+            out["ward_has_change"] = self.ward_has_change
+        if self.covariates:
+            out["cov_ward"] = self.cov_ward
+            out["cov_tv"] = self.cov_tv
+        if self.obs_weight is not None:
+            out["obs_weight"] = np.asarray(self.obs_weight, dtype="float64")
+        out.update(self.family.data_containers(self.arrays))
         return out
-
-
-def _require(df: pd.DataFrame, cols: tuple[str, ...], indicator: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"panel for indicator '{indicator}' lacks column(s) {', '.join(missing)}",
-            column=missing[0],
-        )
-
-
-def pooled_within_sd(n: np.ndarray, sd: np.ndarray) -> float:
-    """Pooled within-ward-period SD of log prices, ``sqrt(sum((n-1) s^2) / sum(n-1))``."""
-    ok = np.isfinite(sd) & (n >= 2)
-    if not ok.any():
-        raise ModelError(
-            "price panel has no ward-period with two or more transactions and an SD of log "
-            "prices; the within-ward SD cannot be estimated"
-        )
-    return float(np.sqrt(np.sum((n[ok] - 1) * sd[ok] ** 2) / np.sum(n[ok] - 1)))
 
 
 def build_design(
     panel: pd.DataFrame,
     indicator: str,
-    family: FamilyName,
+    family: str | Family,
     *,
     pair_effects: bool = True,
     event_study: bool = False,
     reference_period: str | None = None,
-    min_n_own_sd: int = 10,
     parameterization: str | dict[str, str] = "auto",
+    covariates: tuple[str, ...] | list[str] = (),
+    interact: tuple[str, ...] | list[str] = (),
 ) -> Design:
     """Build the model inputs for one indicator of a tidy panel.
 
@@ -175,18 +253,22 @@ def build_design(
     indicator
         Indicator key.
     family
-        ``"binomial"``, ``"poisson"`` or ``"price"``.
+        A family name (``"binomial"``, ``"poisson"``, ``"price"``) or object.
     pair_effects
         Use matched-pair effects (every pair must have one NBI and one benchmark ward).
     event_study
         One treatment effect per period, relative to ``reference_period``.
     reference_period
         Period label of the event-study reference (default: the last pre period).
-    min_n_own_sd
-        Price ward-periods with fewer transactions than this use the pooled within SD.
     parameterization
         ``"centred"``, ``"non_centred"`` or ``"auto"`` (:func:`choose_parameterization`),
         or a dict with the form of each of ``"level"``, ``"change"`` and ``"pair"``.
+        Ward changes are non-centred whenever some ward is seen only before or only
+        after the initiative (its change is then left out, see :attr:`Design.ward_has_change`).
+    covariates
+        Panel columns used as covariates (standardised; see :func:`covariate_arrays`).
+    interact
+        Covariates (among ``covariates``) with a covariate x treatment x post term.
 
     Returns
     -------
@@ -195,90 +277,43 @@ def build_design(
     Raises
     ------
     ModelError
-        If a DiD model cannot be fitted to these rows.
+        If a DiD model cannot be fitted to these rows (a
+        :class:`~nbdid.errors.DesignError` from
+        :func:`nbdid.data_prep.feasibility.check_did`, or bad family values).
     """
-    if family not in ("binomial", "poisson", "price"):
-        raise ModelError(f"unknown family '{family}' (use binomial, poisson or price)")
-    _require(panel, _BASE_COLUMNS, indicator)
-    df = panel.loc[panel["indicator"].astype(str) == indicator].copy()
-    if df.empty:
-        known = sorted(panel["indicator"].astype(str).unique())
-        raise ModelError(
-            f"panel has no rows for indicator '{indicator}' (it has: {', '.join(known)})"
-        )
-    _require(df, _PRICE_COLUMNS if family == "price" else _COUNT_COLUMNS, indicator)
-    df["ward"] = df["ward"].astype(str)
-    df["group"] = df["group"].astype(str)
-    bad_groups = sorted(set(df["group"]) - set(GROUPS))
-    if bad_groups:
-        raise ModelError(f"{indicator}: unknown group(s) {', '.join(bad_groups)} (use nbi, benchmark)")
-    groups = set(df["group"])
-    if len(groups) < 2:
-        raise ModelError(
-            f"{indicator}: the panel has only one group ({next(iter(groups))}); a "
-            "difference-in-differences needs NBI and benchmark wards"
-        )
-    if df.groupby("ward")["group"].nunique().max() > 1:
-        raise ModelError(f"{indicator}: a ward is in both groups")
-    df["period"] = df["period"].astype("int64")
-    periods = np.sort(df["period"].unique())
-    if len(periods) < 2:
-        raise ModelError(
-            f"{indicator}: the panel has only one period; a difference-in-differences needs "
-            "a period before and after the initiative"
-        )
-    post_by_period = df.groupby("period")["post"].agg(["min", "max"])
-    if (post_by_period["min"] != post_by_period["max"]).any():
-        raise ModelError(f"{indicator}: 'post' differs between wards within a period")
-    period_post = post_by_period["max"].reindex(periods).to_numpy().astype(int)
-    if period_post.max() == 0:
-        raise ModelError(f"{indicator}: the panel has no post period (post = 1)")
-    if period_post.min() == 1:
-        raise ModelError(f"{indicator}: the panel has no pre period (post = 0)")
-    if df.duplicated(["ward", "period"]).any():
-        raise ModelError(f"{indicator}: duplicate ward-period rows")
-
-    if "period_label" in df.columns:
-        lab = df.groupby("period")["period_label"].first().reindex(periods).astype(str)
-        period_labels = lab.tolist()
-    else:
-        period_labels = [str(p) for p in periods]
-
-    df = df.sort_values(["period", "group", "ward"], key=None).reset_index(drop=True)
-    wards = sorted(df["ward"].unique())
+    try:
+        fam = get_family(family)
+    except Exception as err:  # an unknown family name is a model error here
+        raise ModelError(str(err)) from None
+    covariates, interact = tuple(covariates), tuple(interact)
+    extra = [c for c in interact if c not in covariates]
+    if extra:
+        raise ModelError(f"{indicator}: --interact {extra[0]} is not one of the covariates "
+                         f"({', '.join(covariates) or 'none'})")
+    notes: list[str] = []
+    if pair_effects and "indicator" in panel.columns:
+        rows = panel["indicator"].astype(str) == indicator
+        if rows.any() and ("pair" not in panel.columns or panel.loc[rows, "pair"].isna().all()):
+            pair_effects = False
+            notes.append("no pair effects: the panel has no matched pairs (column pair is empty)")
+    st = check_did(panel, indicator, pair_effects=pair_effects, columns=(*fam.required, *covariates))
+    periods, period_post, period_labels = st.periods, st.period_post, st.period_labels
+    df = st.rows.sort_values(["period", "group", "ward"], key=None).reset_index(drop=True)
+    wards = st.wards
     ward_pos = {w: i for i, w in enumerate(wards)}
     period_pos = {p: i for i, p in enumerate(periods)}
-    ward_group = df.groupby("ward")["group"].first().reindex(wards).to_numpy().astype(str)
 
     pair_idx = ward_pair_idx = None
     coords: dict[str, list] = {"ward": wards}
-    if pair_effects:
-        if "pair" not in df.columns or df["pair"].isna().all():
-            raise ModelError(
-                f"{indicator}: the panel has no matched pairs; use --no-pairs "
-                "(pair_effects = false)"
-            )
-        if df["pair"].isna().any():
-            w = df.loc[df["pair"].isna(), "ward"].iloc[0]
-            raise ModelError(f"{indicator}: ward {w} has no pair; use --no-pairs")
-        wp = df.groupby("ward")["pair"].first()
-        comp = pd.crosstab(wp.to_numpy(), ward_group[[ward_pos[w] for w in wp.index]])
-        for g in GROUPS:
-            if g not in comp.columns:
-                comp[g] = 0
-        # a pair is a matched set: one NBI ward and one benchmark ward (1:1), or k
-        # benchmark wards (1:k matching)
-        broken = comp.index[(comp["nbi"] != 1) | (comp["benchmark"] < 1)]
-        if len(broken):
-            raise ModelError(
-                f"{indicator}: pair {broken[0]} does not have exactly one NBI ward and at least "
-                "one benchmark ward (a pair is missing its partner); fix the pairs or use "
-                "--no-pairs"
-            )
-        pairs = sorted(int(p) for p in comp.index)
-        pair_pos = {p: i for i, p in enumerate(pairs)}
-        coords["pair"] = pairs
+    if st.pairs is not None and len(st.pairs) < MIN_PAIRS:
+        notes.append(f"no pair effects: the panel has {len(st.pairs)} matched set(s); the SD "
+                     f"of pair effects needs at least {MIN_PAIRS}")
+        st = replace(st, pairs=None)
+    if st.pairs is not None:
+        pair_pos = {p: i for i, p in enumerate(st.pairs)}
+        coords["pair"] = list(st.pairs)
         pair_idx = df["pair"].astype("int64").map(pair_pos).to_numpy().astype("int64")
+        wp = df.groupby("ward")["pair"].first()
         ward_pair_idx = wp.astype("int64").reindex(wards).map(pair_pos).to_numpy().astype("int64")
     coords["period"] = period_labels
     coords["obs"] = list(range(len(df)))
@@ -296,57 +331,37 @@ def build_design(
             ref = period_labels.index(str(reference_period))
 
     synthetic = bool(df["synthetic"].fillna(False).astype(bool).any()) if "synthetic" in df else False
-    kw: dict = {}
-    if family == "price":
-        n = df["n"].astype("int64").to_numpy()
-        if (n < 1).any():
-            raise ModelError(f"{indicator}: price rows need n >= 1 transactions")
-        sd = (
-            df["sd_log_price"].astype("float64").to_numpy()
-            if "sd_log_price" in df.columns
-            else np.full(len(df), np.nan)
-        )
-        pooled = pooled_within_sd(n, sd)
-        own = np.isfinite(sd) & (n >= min_n_own_sd)
-        kw["n"] = n
-        kw["sd_within"] = np.where(own, sd, pooled)
-        kw["mean_log_price"] = df["mean_log_price"].astype("float64").to_numpy()
-        if "mean_price" in df.columns:
-            kw["mean_price"] = df["mean_price"].astype("float64").to_numpy()
-    else:
-        count = df["count"].astype("int64").to_numpy()
-        exposure = df["exposure"].astype("float64").to_numpy()
-        if (exposure <= 0).any():
-            raise ModelError(f"{indicator}: exposure must be > 0")
-        if family == "binomial":
-            if (np.abs(exposure - np.round(exposure)) > 1e-6).any() or (count > exposure).any():
-                raise ModelError(
-                    f"{indicator}: binomial rows need whole-number exposure >= count"
-                )
-        kw["count"] = count
-        kw["exposure"] = exposure
-
+    ward_idx = df["ward"].map(ward_pos).to_numpy().astype("int64")
+    cov = covariate_arrays(df, indicator, covariates, ward_idx, len(wards)) if covariates else {}
+    if cov:
+        coords["covariate"] = list(covariates)
+        if interact:
+            coords["interaction"] = list(interact)
     design = Design(
         indicator=indicator,
-        family=family,
+        family=fam,
         coords=coords,
-        ward_idx=df["ward"].map(ward_pos).to_numpy().astype("int64"),
+        ward_idx=ward_idx,
         pair_idx=pair_idx,
         ward_pair_idx=ward_pair_idx,
         period_idx=df["period"].map(period_pos).to_numpy().astype("int64"),
         treated=(df["group"] == "nbi").to_numpy().astype("int64"),
         post=df["post"].astype("int64").to_numpy(),
-        ward_group=ward_group,
+        ward_group=st.ward_group,
         period_post=period_post,
+        arrays=fam.design_arrays(df, indicator),
         event_study=event_study,
         reference_period=ref,
         synthetic=synthetic,
+        covariates=covariates if cov else (),
+        interact=interact if cov else (),
+        **cov,
+        notes=tuple(notes),
         frame=df,
-        **kw,
     )
     if isinstance(parameterization, dict):
         forms = {**choose_parameterization(design), **parameterization}
-        bad = {v for v in forms.values()} - {"centred", "non_centred"}
+        bad = {v for k, v in forms.items() if not (k == "change" and v == "mixed")} - {"centred", "non_centred"}
         if bad:
             raise ModelError(f"unknown parameterization '{bad.pop()}'")
     elif parameterization == "auto":
@@ -355,41 +370,79 @@ def build_design(
         forms = dict.fromkeys(("level", "change", "pair"), parameterization)
     else:
         raise ModelError(f"unknown parameterization '{parameterization}'")
-    return replace(
+    if design.partial_wards:
+        # the change of a ward seen in one period only is left out (multiplied by 0):
+        # centred, it would be a free parameter with nothing but its prior (a funnel)
+        forms["change"] = "non_centred"
+    design = replace(
         design,
         parameterization=forms["level"],
         change_parameterization=forms["change"],
         pair_parameterization=forms["pair"],
     )
+    if forms["change"] == "mixed":
+        design = replace(design, change_centred=change_centred_wards(design))
+    return design
+
+
+def covariate_arrays(df: pd.DataFrame, indicator: str, names: tuple[str, ...], ward_idx: np.ndarray,
+                     n_ward: int) -> dict[str, object]:
+    """Standardised covariates of an indicator's rows (``df`` in ``obs`` order).
+
+    A covariate constant within every ward is *ward-level*: it is standardised over
+    wards (mean 0, SD 1 with ``n - 1``) and enters the model per ward.  Otherwise it is
+    *ward-period* (time-varying), standardised over observations and entering per
+    observation.
+
+    Raises
+    ------
+    DesignError
+        If a covariate is missing for some row, or has the same value everywhere.
+    """
+    k = len(names)
+    n_obs = len(df)
+    cov_ward = np.zeros((n_ward, k))
+    cov_tv = np.zeros((n_obs, k))
+    centre, scale, kind = np.zeros(k), np.ones(k), []
+    for j, name in enumerate(names):
+        x = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DesignError(f"{indicator}: covariate '{name}' is empty or not a number for ward "
+                              f"{df['ward'].iloc[i]}, period {df['period'].iloc[i]}", column=name)
+        per_ward = pd.Series(x).groupby(ward_idx)
+        constant = bool((per_ward.max() - per_ward.min() <= 1e-12 * (1 + np.abs(per_ward.max()))).all())
+        vals = per_ward.first().reindex(range(n_ward)).to_numpy() if constant else x
+        sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        if not sd > 0:
+            raise DesignError(f"{indicator}: covariate '{name}' has the same value for every "
+                              f"{'ward' if constant else 'observation'}; it cannot be used", column=name)
+        centre[j], scale[j] = float(np.mean(vals)), sd
+        z = (vals - centre[j]) / sd
+        if constant:
+            cov_ward[:, j] = np.nan_to_num(z)
+            kind.append("ward")
+        else:
+            cov_tv[:, j] = z
+            kind.append("ward_period")
+    return {"covariate_kind": tuple(kind), "cov_ward": cov_ward, "cov_tv": cov_tv,
+            "cov_centre": centre, "cov_scale": scale}
 
 
 def sampling_variance(design: Design) -> np.ndarray:
     """Approximate sampling variance of each observation's empirical link value.
 
     Poisson: ``1 / (y + 0.5)`` (log rate); binomial: ``1 / (y + 0.5) + 1 / (N - y + 0.5)``
-    (logit); price: ``s**2 / n`` (mean log price).
+    (logit); price: ``s**2 / n`` (mean log price).  See the families'
+    ``sampling_variance``.
     """
-    if design.family == "price":
-        return design.sd_within.astype(float) ** 2 / design.n.astype(float)
-    y = design.count.astype(float)
-    if design.family == "poisson":
-        return 1.0 / (y + 0.5)
-    return 1.0 / (y + 0.5) + 1.0 / (design.exposure.astype(float) - y + 0.5)
-
-
-def link_values(family: str, *, count=None, exposure=None, mean_log_price=None) -> np.ndarray:
-    """Empirical link values: log rates, logits or mean log prices (smoothed for zeros)."""
-    if family == "price":
-        return np.asarray(mean_log_price, dtype=float)
-    y = np.asarray(count, dtype=float) + 0.5
-    e = np.asarray(exposure, dtype=float) + 1.0
-    return np.log(y / e) if family == "poisson" else np.log(y / (e - y))
+    return design.family.sampling_variance(design.arrays)
 
 
 def empirical_link(design: Design) -> np.ndarray:
     """Each observation's empirical link value (log rate, logit, mean log price)."""
-    return link_values(design.family, count=design.count, exposure=design.exposure,
-                       mean_log_price=design.mean_log_price)
+    return design.family.empirical_link(design.arrays)
 
 
 def variance_components(design: Design) -> dict[str, float]:
@@ -426,6 +479,12 @@ def variance_components(design: Design) -> dict[str, float]:
         "pair": float("nan"),
         "pair_noise": float("nan"),
     }
+    nbi_ward = pd.Series(design.ward_treated.astype(bool))
+    for g, is_g in (("nbi", True), ("benchmark", False)):
+        wards = nbi_ward.index[nbi_ward == is_g]
+        c, cn = change.reindex(wards).dropna(), change_noise.reindex(wards).dropna()
+        out[f"change_{g}"] = float(c.var(ddof=1) - cn.mean()) if len(c) > 1 else float("nan")
+        out[f"change_noise_{g}"] = float(cn.mean()) if len(cn) else float("nan")
     if design.pair_effects:
         wards = pd.DataFrame({
             "level": level.reindex(range(len(design.ward_group))).to_numpy(),
@@ -455,39 +514,216 @@ def choose_parameterization(design: Design) -> dict[str, str]:
     non-centred: its failure mode (low ESS) is visible and harmless, the centred
     form's (divergences) biases the posterior.
 
+    Ward changes are centred when all wards' changes pass this test together *and* each
+    group's pass it on their own: groups can differ in how much their wards change
+    (``group_change_sd``; e.g. 20 NBI wards that change little beside 309 benchmarks
+    that change a lot), and a group whose changes are small next to their noise would
+    sit in the centred form's funnel (56 divergences on such a panel).  When only one
+    group passes, the change is ``"mixed"``: each ward's change is written in its
+    group's form (:func:`change_centred_wards`).
+
     Returns
     -------
     dict
         ``{"level": ..., "change": ..., "pair": ...}``, each ``"centred"`` or
-        ``"non_centred"``.
+        ``"non_centred"`` (the change also ``"mixed"``).
     """
     v = variance_components(design)
 
     def form(var: float, noise: float) -> str:
         return "centred" if np.isfinite(var) and var > 2.0 * noise else "non_centred"
 
+    change = form(v["change"], v["change_noise"])
+    if change == "centred":  # unless a group's own wards would sit in the centred funnel
+        by_group = {g: form(v[f"change_{g}"], v[f"change_noise_{g}"]) for g in ("nbi", "benchmark")}
+        if "non_centred" in by_group.values():
+            change = "mixed" if "centred" in by_group.values() else "non_centred"
+
     # with pairs, a ward level varies around its pair's mean: only the within-pair
     # part of the level variance competes with the ward's own noise
     within = v["level"] - v["pair"] if design.pair_effects and np.isfinite(v["pair"]) else v["level"]
     return {
         "level": form(within, v["level_noise"]),
-        "change": form(v["change"], v["change_noise"]),
+        "change": change,
         "pair": form(v["pair"], v["pair_noise"]),
     }
 
 
-def resolve_model_config(design: Design, cfg):
-    """``cfg`` (a ModelConfig) with ``overdispersion = "auto"`` resolved for ``design``.
+def change_centred_wards(design: Design) -> np.ndarray:
+    """1 for wards whose change is written centred, 0 non-centred (``coords["ward"]``
+    order): all of one kind unless ``design.change_parameterization`` is ``"mixed"``,
+    when each group takes the form its own variance components call for."""
+    form = design.change_parameterization
+    if form != "mixed":
+        return np.full(len(design.coords["ward"]), int(form == "centred"), dtype="int64")
+    if design.change_centred is not None:
+        return np.asarray(design.change_centred, dtype="int64")
+    v = variance_components(design)
+    out = np.zeros(len(design.coords["ward"]), dtype="int64")
+    for g in ("nbi", "benchmark"):
+        var, noise = v[f"change_{g}"], v[f"change_noise_{g}"]
+        if np.isfinite(var) and var > 2.0 * noise:
+            out[np.asarray(design.ward_group) == g] = 1
+    return out
 
-    ``"auto"`` is ``"none"`` when ward changes are modelled and the panel has two
-    periods (every ward-period then has its own effect), ``"negbin"`` otherwise.
+
+def resolve_structure(design: Design, cfg) -> tuple:
+    """The model structure the panel can identify, the resolved config and why.
+
+    Decided from the panel, in this order (each rule is stated in the returned notes,
+    which every fit stores and ``nbdid fit`` prints):
+
+    1. **One ward per group**: a ward's own level and change cannot be told apart from
+       the group effect and the DiD, so the model has fixed effects only (no random
+       ward levels, no ward change).
+    2. **Pairs**: pair effects need at least :data:`MIN_PAIRS` matched sets.
+    3. **Ward change**: only wards seen both before and after the initiative can have
+       a change of their own; with none (a repeated cross-section) the ward change is
+       off.  Group-specific change SDs need :data:`MIN_WARDS_GROUP_SD` such wards in
+       each group (else one shared SD).
+    4. **Observation-level term** (``overdispersion``): identified when at least half
+       the wards have more observations than ward-level effects (a level, and a change
+       when modelled).  ``"auto"`` uses ``"negbin"`` then and ``"none"`` otherwise.  A family whose likelihood
+       needs an estimated SD (a Gaussian outcome without a known SD,
+       :meth:`~nbdid.families.Family.needs_obs_term`) keeps its residual and drops the
+       ward change instead (or, when each ward is seen once, the random ward levels).
+       An explicit choice the panel cannot identify is kept (the user asked for it)
+       with a note saying so.
+    5. **Priors**: unset priors take the data-based defaults and ``prior_scale`` is
+       applied (:func:`nbdid.models.priors.resolve_priors`).
+
+    Parameters
+    ----------
+    design
+        The model inputs.
+    cfg
+        A :class:`nbdid.config.ModelConfig`.
+
+    Returns
+    -------
+    tuple
+        ``(resolved ModelConfig, notes)`` (``notes`` a tuple of one-line strings).
+        Resolving a resolved config returns it unchanged.
+
     """
     import dataclasses
 
-    if cfg.overdispersion != "auto":
-        return cfg
-    two = len(design.coords["period"]) <= 2
-    return dataclasses.replace(cfg, overdispersion="none" if cfg.ward_change and two else "negbin")
+    notes: list[str] = list(design.notes)
+    sizes = {g: int(np.sum(design.ward_group == g)) for g in ("nbi", "benchmark")}
+    has_change = np.asarray(design.ward_has_change, dtype=bool)
+    ward_effects, ward_change = cfg.ward_effects, cfg.ward_change
+    if ward_effects and sizes["nbi"] == 1 and sizes["benchmark"] == 1:
+        ward_effects = False
+        notes.append("fixed effects only: each group has one ward, whose own level and change "
+                     "cannot be told apart from the group effect and the DiD")
+    if not ward_effects and ward_change:
+        ward_change = False  # a ward change needs ward effects (said above, or asked for)
+    if ward_change and not has_change.any():
+        ward_change = False
+        notes.append("no ward change: no ward is seen both before and after the initiative "
+                     "(repeated cross-section); the DiD compares group x period means")
+    elif ward_change and not has_change.all():
+        n = int((~has_change).sum())
+        notes.append(f"{n} ward(s) seen only before or only after the initiative have no "
+                     "ward change of their own")
+    group_sd = cfg.group_change_sd
+    if ward_change and group_sd:
+        per_group = {g: int(np.sum(has_change & (design.ward_group == g))) for g in sizes}
+        small = [g for g, n in per_group.items() if n < MIN_WARDS_GROUP_SD]
+        if small:
+            group_sd = False
+            notes.append(f"one ward-change SD for both groups: the {small[0]} group has "
+                         f"{per_group[small[0]]} ward(s) seen before and after (group-specific "
+                         f"SDs need {MIN_WARDS_GROUP_SD})")
+
+    # observation-level term
+    fam = design.family
+    n_obs = np.bincount(design.ward_idx, minlength=len(design.coords["ward"]))
+
+    def identified(change: bool, levels: bool) -> bool:
+        effects = (1 if levels else 0) + (has_change.astype(int) if change else 0)
+        return bool(np.mean(n_obs > effects) >= 0.5)
+
+    od = cfg.overdispersion
+    if fam.needs_obs_term(design.arrays):
+        if not identified(ward_change, ward_effects) and ward_change:
+            ward_change = False
+            notes.append(f"no ward change: the {fam.name} likelihood has no known SD, so each "
+                         "ward-period needs a residual, and with a ward change each ward-period "
+                         "would already have its own effect; the residual SD takes the ward "
+                         "change's place" + (" (one per group)" if group_sd else ""))
+        if not identified(ward_change, ward_effects) and ward_effects:
+            ward_effects = False
+            notes.append(f"no random ward levels: each ward is seen once and the {fam.name} "
+                         "residual already is a ward-level term")
+        od = "none"  # the family's residual is its observation-level term
+    elif od == "auto":
+        od = "negbin" if identified(ward_change, ward_effects) else "none"
+        if od == "none" and cfg.overdispersion == "auto" and not identified(False, ward_effects):
+            notes.append("no observation-level term: each ward is seen once, so a ward's "
+                         "level already is its observation's own effect")
+    elif od != "none" and not identified(ward_change, ward_effects):
+        why = ("each ward is seen once" if not identified(False, ward_effects)
+               else "with a ward change, each ward-period already has its own effect")
+        notes.append(f"overdispersion = '{od}' as asked, but the panel cannot identify it ({why}): "
+                     "it is told apart from the ward effects only by its distribution's shape; "
+                     "'auto' would use none")
+    unit = fam.prior_unit(design.arrays)
+    priors = resolve_priors(cfg.priors, centre=link_centre(design), unit=unit,
+                            prior_scale=cfg.prior_scale)
+    out = dataclasses.replace(cfg, ward_effects=ward_effects, ward_change=ward_change,
+                              group_change_sd=group_sd, overdispersion=od, priors=priors,
+                              prior_scale=1.0)
+    return out, tuple(notes)
+
+
+def forms_for(design: Design, cfg) -> Design:
+    """``design`` with its change form adapted to the resolved ``cfg``: a ``"mixed"``
+    change (each group in its own form, chosen from each group's own spread of change)
+    is only right with group-specific change SDs; with one shared SD every ward's change
+    has the shared spread, and the pooled choice (centred) applies."""
+    if design.change_parameterization == "mixed" and not (cfg.ward_change and cfg.group_change_sd):
+        return replace(design, change_parameterization="centred", change_centred=None)
+    return design
+
+
+def resolve_model_config(design: Design, cfg):
+    """``cfg`` (a ModelConfig) resolved for ``design`` (:func:`resolve_structure`)."""
+    return resolve_structure(design, cfg)[0]
+
+
+def structure_text(design: Design, cfg) -> str:
+    """One line describing the resolved model structure of ``cfg`` for ``design``.
+
+    E.g. ``"ward levels (centred), ward change (centred; SD per group), pair effects
+    (non-centred); no observation-level term; covariates: imd (ward, x post)"``.
+    """
+    parts = []
+    if cfg.ward_effects:
+        parts.append(f"ward levels ({design.parameterization.replace('_', '-')})")
+    else:
+        parts.append("fixed effects only (no random ward levels)")
+    if cfg.ward_change:
+        sd = "SD per group" if cfg.group_change_sd else "one SD"
+        corr = "; correlated with level" if cfg.ward_corr else ""
+        parts.append(f"ward change ({design.change_parameterization.replace('_', '-')}; {sd}{corr})")
+    if design.pair_effects:
+        parts.append(f"pair effects ({design.pair_parameterization.replace('_', '-')})")
+    text = ", ".join(parts)
+    od = cfg.overdispersion
+    if design.family.needs_obs_term(design.arrays):
+        per = " per group" if (cfg.group_change_sd and not cfg.ward_change) else ""
+        text += f"; residual SD estimated{per}"
+    else:
+        text += "; no observation-level term" if od == "none" else f"; observation-level term {od}"
+    if design.covariates:
+        cov = ", ".join(
+            f"{c} ({k.replace('_', '-')}{', x treatment x post' if c in design.interact else ''})"
+            for c, k in zip(design.covariates, design.covariate_kind, strict=True))
+        text += f"; covariates (main effect and x post): {cov}"
+    if design.event_study:
+        text += "; event study"
+    return text
 
 
 def link_centre(design: Design) -> float:
@@ -497,54 +733,74 @@ def link_centre(design: Design) -> float:
     proportion, log of the pooled rate, mean log price) keeps ``intercept_sd`` a
     statement about *deviations* from the data's scale, whatever the indicator's unit.
     """
-    pre = design.post == 0
-    if design.family == "price":
-        w = design.n[pre].astype(float)
-        return float(np.sum(w * design.mean_log_price[pre]) / np.sum(w))
-    c = design.count[pre].sum() + 0.5
-    e = design.exposure[pre].sum() + 1.0
-    p = c / e
-    if design.family == "binomial":
-        return float(np.log(p) - np.log1p(-p))
-    return float(np.log(p))
+    return design.family.link_centre(design.arrays, design.post == 0)
 
 
-WARD_DIM_DATA = ("ward_treated", "ward_pair_idx")
+WARD_DIM_DATA = ("ward_treated", "ward_pair_idx", "ward_has_change")
 """``pm.Data`` containers with dims ``ward`` (all others are scalars or dims ``obs``)."""
+
+DATA_DIMS: dict[str, tuple[str, ...]] = {"cov_ward": ("ward", "covariate"), "cov_tv": ("obs", "covariate")}
+"""``pm.Data`` containers with two dims."""
+
+
+def model_data(design: Design, cfg) -> dict[str, np.ndarray]:
+    """Values of every ``pm.Data`` container of the model of ``design`` under the
+    resolved ``cfg``: the design's arrays and the priors' parameters
+    (:func:`nbdid.models.priors.prior_data`).  A compiled model is refitted on new data
+    or other prior scales by setting these."""
+    return {**design.data_arrays(), **prior_data(cfg.priors)}
+
+
+def _dims(name: str, arr: np.ndarray) -> tuple[str, ...] | str | None:
+    if name in DATA_DIMS:
+        return DATA_DIMS[name]
+    if name in WARD_DIM_DATA:
+        return "ward"
+    if name.startswith("prior_") or np.ndim(arr) == 0:
+        return None
+    return "obs"
 
 
 def add_did_terms(design: Design, cfg):
     """Add the shared DiD linear predictor to the current PyMC model context.
 
     Ward levels are nested in groups and pairs, and (``cfg.ward_change``, the
-    default) each ward has its own change after the initiative, correlated with its
-    level::
+    default) each ward has its own change after the initiative::
 
-        (ward_level[w], ward_change[w]) ~ MvNormal((mu[w], 0), Sigma)
-        mu[w]     = intercept + group_effect * nbi[w] + pair_effect[pair[w]]
-        Sigma     = diag(sigma_ward, sigma_change) R diag(sigma_ward, sigma_change),
-        R ~ LKJ(lkj_eta)
+        ward_level[w]  ~ Normal(mu[w], sigma_ward)
+        mu[w]          = intercept + group_effect * nbi[w] + pair_effect[pair[w]]
+                         + sum_k beta_cov[k] * x[w,k]                 (ward-level covariates)
+        ward_change[w] ~ Normal(rho * s[w] / sigma_ward * ward_effect[w], s[w]^2 (1 - rho^2))
+        s[w]           = sigma_change_nbi or sigma_change_benchmark   (group_change_sd)
+                         or sigma_change
         pair_effect[k] ~ Normal(0, sigma_pair)
-        eta[w,t]  = ward_level[w] + ward_change[w] * post[t] + period_effect[t]
-                    + did * nbi[w] * post[t]
+        eta[w,t]       = ward_level[w] + period_effect[t]
+                         + (ward_change[w] + sum_k beta_cov_post[k] x[w,k]) * post[t]
+                         + (did + sum_j beta_mod[j] x[w,j]) * nbi[w] * post[t]
+                         + (ward-period covariates: the same three terms per observation)
 
-    Without ``ward_change`` the ward level alone is normal with SD ``sigma_ward``.
-    ``did`` is then the NBI group's mean change minus the benchmark group's, beyond
-    the spread of ward changes (``sigma_change``).  An event study uses
-    ``did_period[t] * nbi[w]`` instead.  Ward levels, ward changes and pair effects
-    are each centred or non-centred (``sigma * z``) as ``design.parameterization``,
-    ``design.change_parameterization`` and ``design.pair_parameterization`` say (see
-    :func:`choose_parameterization`); the change is written given the level
-    (Cholesky form), so any mix of forms is the same model.
-    ``ward_effect`` (the ward's deviation from its group and pair mean),
-    ``ward_level`` and ``ward_change`` are stored either way.
+    ``rho`` (``ward_corr``) is 0 unless ``cfg.ward_corr``: then ``(rho + 1) / 2 ~
+    Beta(lkj_eta, lkj_eta)``, the LKJ(``lkj_eta``) prior of a 2 x 2 correlation.  Without
+    ``ward_change`` the ward level alone varies; without ``ward_effects`` the model has
+    fixed effects only.  A ward seen in one period only has no change of its own
+    (``design.ward_has_change``).  An event study uses ``did_period[t] * nbi[w]``
+    instead of ``did * nbi[w] * post[t]``.  Every prior is :func:`nbdid.families.priors.add_prior`
+    with its parameters in a ``pm.Data`` container (``prior_<key>``).
+
+    Ward levels, ward changes and pair effects are each centred or non-centred
+    (``sigma * z``) as ``design.parameterization``, ``design.change_parameterization``
+    and ``design.pair_parameterization`` say (see :func:`choose_parameterization`); the
+    change is written given the level (Cholesky form), so any mix of forms is the same
+    model.  ``ward_effect`` (the ward's deviation from its group, pair and covariate
+    mean), ``ward_level`` and ``ward_change`` (the deviation of the ward's change from
+    its group's mean change) are stored either way.
 
     Parameters
     ----------
     design
         The model inputs.
     cfg
-        A :class:`nbdid.config.ModelConfig` (prior scales, parameterisation).
+        A resolved :class:`nbdid.config.ModelConfig` (:func:`resolve_model_config`).
 
     Returns
     -------
@@ -555,32 +811,52 @@ def add_did_terms(design: Design, cfg):
     import pymc as pm
     import pytensor.tensor as pt
 
+    P = cfg.priors
     centred = design.parameterization == "centred"
     n_period = len(design.coords["period"])
-    data = {
-        name: pm.Data(name, arr, dims="ward" if name in WARD_DIM_DATA else "obs")
-        for name, arr in design.data_arrays().items()
-    }
-    data["intercept_centre"] = pm.Data("intercept_centre", link_centre(design))
-    intercept = pm.Normal("intercept", mu=data["intercept_centre"], sigma=cfg.intercept_sd)
-    period_raw = pm.Normal("period_raw", 0.0, cfg.effect_sd, shape=n_period - 1)
+    data = {name: pm.Data(name, arr, dims=_dims(name, arr)) for name, arr in model_data(design, cfg).items()}
+
+    def prior(name: str, key: str, **kw):
+        return add_prior(name, getattr(P, key), data[data_name(key)], **kw)
+
+    intercept = prior("intercept", "intercept")
+    period_raw = prior("period_raw", "period", shape=n_period - 1)
     period_effect = pm.Deterministic(
         "period_effect", pt.concatenate([pt.zeros(1), period_raw]), dims="period"
     )
-    group_effect = pm.Normal("group_effect", 0.0, cfg.effect_sd)
-    mean_level = intercept + group_effect * data["ward_treated"]
+    group_effect = prior("group_effect", "group")
+    ward_treated = data["ward_treated"]
+    mean_level = intercept + group_effect * ward_treated
+    treated, post = data["treated"], data["post"]
+
+    # covariates: ward-level ones per ward (inside the level and change means, so the
+    # centred forms keep their hierarchical centring), ward-period ones per observation
+    change_extra = pt.zeros(len(design.coords["ward"]))  # covariate part of each ward's mean change
+    obs_extra = pt.zeros(design.n_obs)
+    if design.covariates:
+        beta = prior("beta_cov", "covariate", dims="covariate")
+        beta_post = prior("beta_cov_post", "covariate", dims="covariate")
+        xw, xt = data["cov_ward"], data["cov_tv"]
+        mean_level = mean_level + pt.dot(xw, beta)
+        change_extra = change_extra + pt.dot(xw, beta_post)
+        obs_extra = obs_extra + pt.dot(xt, beta) + post * pt.dot(xt, beta_post)
+        if design.interact:
+            idx = design.interact_idx
+            beta_mod = prior("beta_mod", "modification", dims="interaction")
+            change_extra = change_extra + ward_treated * pt.dot(xw[:, idx], beta_mod)
+            obs_extra = obs_extra + treated * post * pt.dot(xt[:, idx], beta_mod)
+
     if design.pair_effects:
-        sigma_pair = pm.HalfNormal("sigma_pair", cfg.sigma_pair_scale)
+        sigma_pair = prior("sigma_pair", "sigma_pair")
         if design.pair_parameterization == "centred":
             pair_effect = pm.Normal("pair_effect", 0.0, sigma_pair, dims="pair")
         else:
             pair_z = pm.Normal("pair_z", 0.0, 1.0, dims="pair")
             pair_effect = pm.Deterministic("pair_effect", sigma_pair * pair_z, dims="pair")
         mean_level = mean_level + pair_effect[data["ward_pair_idx"]]
-    treated = data["treated"]
     if design.event_study:
         ref = design.reference_period
-        did_raw = pm.Normal("did_raw", 0.0, cfg.did_sd, shape=n_period - 1)
+        did_raw = prior("did_raw", "did", shape=n_period - 1)
         did_period = pm.Deterministic(
             "did_period",
             pt.concatenate([did_raw[:ref], pt.zeros(1), did_raw[ref:]]),
@@ -590,11 +866,19 @@ def add_did_terms(design: Design, cfg):
         did = pm.Deterministic("did", pt.sum(did_period * post_w))
         did_term = did_period[data["period_idx"]] * treated
     else:
-        did = pm.Normal("did", 0.0, cfg.did_sd)
-        did_term = did * treated * data["post"]
+        did = prior("did", "did")
+        did_term = did * treated * post
+    ward_idx = data["ward_idx"]
 
+    if not cfg.ward_effects:
+        ward_level = pm.Deterministic("ward_level", mean_level, dims="ward")
+        pm.Deterministic("ward_effect", pt.zeros_like(mean_level), dims="ward")
+        eta = (ward_level[ward_idx] + period_effect[data["period_idx"]] + did_term
+               + change_extra[ward_idx] * post + obs_extra)
+        return eta, data
+
+    sigma_ward = prior("sigma_ward", "sigma_ward")
     if not cfg.ward_change:
-        sigma_ward = pm.HalfNormal("sigma_ward", cfg.sigma_ward_scale)
         if centred:
             ward_level = pm.Normal("ward_level", mean_level, sigma_ward, dims="ward")
             pm.Deterministic("ward_effect", ward_level - mean_level, dims="ward")
@@ -602,68 +886,93 @@ def add_did_terms(design: Design, cfg):
             ward_z = pm.Normal("ward_z", 0.0, 1.0, dims="ward")
             ward_effect = pm.Deterministic("ward_effect", sigma_ward * ward_z, dims="ward")
             ward_level = pm.Deterministic("ward_level", mean_level + ward_effect, dims="ward")
-        eta = ward_level[data["ward_idx"]] + period_effect[data["period_idx"]] + did_term
+        eta = (ward_level[ward_idx] + period_effect[data["period_idx"]] + did_term
+               + change_extra[ward_idx] * post + obs_extra)
         return eta, data
 
-    # joint ward level and change, optionally correlated (LKJ prior)
-    if cfg.ward_corr:
-        sd_dist = pm.HalfNormal.dist(
-            sigma=np.array([cfg.sigma_ward_scale, cfg.sigma_change_scale]), shape=2
-        )
-        chol, corr, stds = pm.LKJCholeskyCov(
-            "ward_chol", n=2, eta=cfg.lkj_eta, sd_dist=sd_dist, compute_corr=True,
-            store_in_trace=False,
-        )
-        sigma_ward = pm.Deterministic("sigma_ward", stds[0])
-        pm.Deterministic("sigma_change", stds[1])
-        pm.Deterministic("ward_corr", corr[0, 1])
-        c10, c11 = chol[1, 0], chol[1, 1]
+    # each ward's change SD, and the level-change correlation
+    if cfg.group_change_sd:
+        sc_b = prior("sigma_change_benchmark", "sigma_change")
+        sc_n = prior("sigma_change_nbi", "sigma_change")
+        sc = sc_b + (sc_n - sc_b) * ward_treated
     else:
-        sigma_ward = pm.HalfNormal("sigma_ward", cfg.sigma_ward_scale)
-        c11 = pm.HalfNormal("sigma_change", cfg.sigma_change_scale)
-        c10 = pt.zeros(())
-    stds = (sigma_ward, c11)
+        sc = prior("sigma_change", "sigma_change") * pt.ones(len(design.coords["ward"]))
+    if cfg.ward_corr:
+        corr_beta = pm.Beta("ward_corr_beta", alpha=cfg.lkj_eta, beta=cfg.lkj_eta)
+        rho = pm.Deterministic("ward_corr", 2.0 * corr_beta - 1.0)
+        c10, c11 = rho * sc, sc * pt.sqrt(1.0 - rho**2)
+    else:
+        c10, c11 = pt.zeros(()), sc
     # sequential (Cholesky) form: level, then change given level, each centred or not
     if centred:
-        ward_level_rv = pm.Normal("ward_level_c", mean_level, stds[0], dims="ward")
-        z_level = (ward_level_rv - mean_level) / stds[0]
+        ward_level_rv = pm.Normal("ward_level_c", mean_level, sigma_ward, dims="ward")
+        z_level = (ward_level_rv - mean_level) / sigma_ward
     else:
         z_level = pm.Normal("ward_level_z", 0.0, 1.0, dims="ward")
-    dev_level = stds[0] * z_level
-    if design.change_parameterization == "centred":
+    dev_level = sigma_ward * z_level
+    if design.change_parameterization in ("centred", "mixed"):
         # hierarchical centring: the common change (period effect of the first post
-        # period) and the DiD are the *mean* of the ward changes instead of being
-        # added in the likelihood; otherwise precise ward data leave a narrow ridge
-        # between them and every ward change (R-hat 1.2 on the default crime panel)
+        # period), the DiD and the covariate terms are the *mean* of the ward changes
+        # instead of being added in the likelihood; otherwise precise ward data leave a
+        # narrow ridge between them and every ward change (R-hat 1.2 on the crime panel)
         first_post = int(np.flatnonzero(design.period_post == 1)[0])
         common = period_effect[first_post]
-        change_mean = common + c10 * z_level
+        change_mean = common + c10 * z_level + change_extra
         if not design.event_study:
-            change_mean = change_mean + did * data["ward_treated"]
-        total_change = pm.Normal("ward_change_c", change_mean, c11, dims="ward")
+            change_mean = change_mean + did * ward_treated
+        if design.change_parameterization == "centred":
+            total_change = pm.Normal("ward_change_c", change_mean, c11, dims="ward")
+        else:
+            # each group in its own form: a centred ward's change is ward_change_c, a
+            # non-centred ward's is change_mean + sd * ward_change_z; the other
+            # variable of each ward is an independent standard normal the data never see
+            m = pt.as_tensor(change_centred_wards(design).astype("float64"))
+            c = pm.Normal("ward_change_c", m * change_mean, m * c11 + (1.0 - m), dims="ward")
+            z = pm.Normal("ward_change_z", 0.0, 1.0, dims="ward")
+            total_change = m * c + (1.0 - m) * (change_mean + c11 * z)
         dev_change = total_change - change_mean + c10 * z_level
         period_lik = period_effect - common * pt.as_tensor(design.period_post.astype("float64"))
         eta = (
-            (mean_level + dev_level)[data["ward_idx"]]
-            + total_change[data["ward_idx"]] * data["post"]
+            (mean_level + dev_level)[ward_idx]
+            + total_change[ward_idx] * post
             + period_lik[data["period_idx"]]
+            + obs_extra
         )
         if design.event_study:
             eta = eta + did_term
     else:
         z_change = pm.Normal("ward_change_z", 0.0, 1.0, dims="ward")
         dev_change = c10 * z_level + c11 * z_change
+        if design.partial_wards:
+            dev_change = dev_change * data["ward_has_change"]
         eta = (
-            (mean_level + dev_level)[data["ward_idx"]]
-            + dev_change[data["ward_idx"]] * data["post"]
+            (mean_level + dev_level)[ward_idx]
+            + (dev_change + change_extra)[ward_idx] * post
             + period_effect[data["period_idx"]]
             + did_term
+            + obs_extra
         )
-    dev = pt.stack([dev_level, dev_change], axis=1)
-    pm.Deterministic("ward_effect", dev[:, 0], dims="ward")
-    pm.Deterministic("ward_level", mean_level + dev[:, 0], dims="ward")
-    pm.Deterministic("ward_change", dev[:, 1], dims="ward")
+    pm.Deterministic("ward_effect", dev_level, dims="ward")
+    pm.Deterministic("ward_level", mean_level + dev_level, dims="ward")
+    pm.Deterministic("ward_change", dev_change, dims="ward")
     return eta, data
+
+
+def _covariate_terms(p, design: Design, *, treatment: bool) -> np.ndarray | float:
+    """NumPy covariate terms of the linear predictor outside ``ward_level``."""
+    if not design.covariates:
+        return 0.0
+    xw = np.asarray(design.cov_ward, dtype=float)
+    xt = np.asarray(design.cov_tv, dtype=float)
+    post = design.post
+    bp = p["beta_cov_post"].values
+    out = (bp @ xw.T)[..., design.ward_idx] * post + p["beta_cov"].values @ xt.T + (bp @ xt.T) * post
+    if treatment and design.interact:
+        idx = design.interact_idx
+        bm = p["beta_mod"].values
+        mod = (bm @ xw[:, idx].T)[..., design.ward_idx] + bm @ xt[:, idx].T
+        out = out + mod * design.treated * post
+    return out
 
 
 def linear_predictor_draws(posterior, design: Design, *, counterfactual: bool = False):
@@ -676,7 +985,8 @@ def linear_predictor_draws(posterior, design: Design, *, counterfactual: bool = 
     design
         The design the posterior was fitted to.
     counterfactual
-        Drop the treatment x period interaction (the "no initiative effect" world).
+        Drop the treatment terms: the DiD (or event-study effects) and any covariate x
+        treatment x post effect modification (the "no initiative effect" world).
 
     Returns
     -------
@@ -692,12 +1002,23 @@ def linear_predictor_draws(posterior, design: Design, *, counterfactual: bool = 
         eta = eta + p["ward_change"].values[..., design.ward_idx] * design.post
     if "wp_effect" in p:
         eta = eta + p["wp_effect"].values
+    eta = eta + _covariate_terms(p, design, treatment=not counterfactual)
     if not counterfactual:
         if design.event_study:
             eta = eta + p["did_period"].values[..., design.period_idx] * design.treated
         else:
             eta = eta + p["did"].values[..., None] * design.treated * design.post
     return eta
+
+
+def change_sd_draws(posterior, design: Design) -> np.ndarray:
+    """Each ward's change SD per draw, ``(chain, draw, ward)`` (group-specific or shared)."""
+    p = posterior
+    nbi = design.ward_treated.astype(bool)
+    if "sigma_change_nbi" in p:
+        return np.where(nbi, p["sigma_change_nbi"].values[..., None],
+                        p["sigma_change_benchmark"].values[..., None])
+    return np.broadcast_to(p["sigma_change"].values[..., None], p["sigma_change"].shape + (len(nbi),))
 
 
 def redraw_ward_change(posterior, design: Design, rng: np.random.Generator) -> np.ndarray:
@@ -721,14 +1042,17 @@ def redraw_ward_change(posterior, design: Design, rng: np.random.Generator) -> n
     if "ward_change" not in p:
         return np.zeros(shape)
     sw = p["sigma_ward"].values[..., None]
-    sc = p["sigma_change"].values[..., None]
+    sc = change_sd_draws(p, design)
     rho = p["ward_corr"].values[..., None] if "ward_corr" in p else np.zeros_like(sw)
     dev = p["ward_effect"].values
     cond_mean = rho * sc / np.maximum(sw, 1e-12) * dev
     cond_sd = sc * np.sqrt(np.clip(1.0 - rho**2, 0.0, None))
-    new = cond_mean + cond_sd * rng.standard_normal(dev.shape)
+    new = (cond_mean + cond_sd * rng.standard_normal(dev.shape)) * design.ward_has_change
     old = p["ward_change"].values
     return (new - old)[..., design.ward_idx] * design.post
+
+
+_INDEX_VARS = ("ward_idx", "period_idx", "treated", "post", "pair_idx")
 
 
 def design_to_dataset(design: Design):
@@ -743,10 +1067,7 @@ def design_to_dataset(design: Design):
         "ward_idx": design.ward_idx, "period_idx": design.period_idx,
         "treated": design.treated, "post": design.post,
     }
-    for name in ("count", "exposure", "n", "mean_log_price", "sd_within", "mean_price"):
-        val = getattr(design, name)
-        if val is not None:
-            obs_vars[name] = val
+    obs_vars.update(design.arrays)
     if design.pair_idx is not None:
         obs_vars["pair_idx"] = design.pair_idx
     data = {k: ("obs", np.asarray(v)) for k, v in obs_vars.items()}
@@ -754,16 +1075,27 @@ def design_to_dataset(design: Design):
     data["period_post"] = ("period", np.asarray(design.period_post))
     if design.ward_pair_idx is not None:
         data["ward_pair_idx"] = ("ward", design.ward_pair_idx)
+    data["ward_has_change"] = ("ward", np.asarray(design.ward_has_change))
+    if design.change_centred is not None:
+        data["change_centred"] = ("ward", np.asarray(design.change_centred))
+    if design.covariates:
+        data["cov_ward"] = (("ward", "covariate"), np.asarray(design.cov_ward))
+        data["cov_tv"] = (("obs", "covariate"), np.asarray(design.cov_tv))
+        data["cov_centre"] = ("covariate", np.asarray(design.cov_centre))
+        data["cov_scale"] = ("covariate", np.asarray(design.cov_scale))
+        data["covariate_kind"] = ("covariate", np.asarray(design.covariate_kind, dtype=str))
     coords = {k: np.asarray(v) for k, v in design.coords.items()}
     attrs = {
         "indicator": design.indicator,
-        "family": design.family,
+        "family": design.family.name,
         "event_study": int(design.event_study),
         "reference_period": -1 if design.reference_period is None else design.reference_period,
         "synthetic": int(design.synthetic),
         "parameterization": design.parameterization,
         "change_parameterization": design.change_parameterization,
         "pair_parameterization": design.pair_parameterization,
+        "interact": ",".join(design.interact),
+        "notes": "\n".join(design.notes),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
@@ -777,13 +1109,26 @@ def design_from_dataset(ds) -> Design:
         return v.astype(dtype) if dtype else v
 
     coords = {k: [x.item() if hasattr(x, "item") else x for x in ds[k].values]
-              for k in ("ward", "pair", "period", "obs") if k in ds.coords}
+              for k in ("ward", "pair", "period", "obs", "covariate", "interaction") if k in ds.coords}
+    for k in ("covariate", "interaction"):
+        if k in coords:
+            coords[k] = [str(c) for c in coords[k]]
     coords["ward"] = [str(w) for w in coords["ward"]]
     coords["period"] = [str(p) for p in coords["period"]]
     ref = int(ds.attrs.get("reference_period", -1))
+    arrays = {str(k): ds[k].values for k in ds.data_vars
+              if ds[k].dims == ("obs",) and k not in _INDEX_VARS}
+    covs = tuple(coords.get("covariate", ()))
+    interact = tuple(c for c in str(ds.attrs.get("interact", "")).split(",") if c)
+    cov = {}
+    if covs:
+        cov = {"covariate_kind": tuple(str(k) for k in ds["covariate_kind"].values),
+               "cov_ward": ds["cov_ward"].values, "cov_tv": ds["cov_tv"].values,
+               "cov_centre": ds["cov_centre"].values, "cov_scale": ds["cov_scale"].values}
+    notes = tuple(n for n in str(ds.attrs.get("notes", "")).split("\n") if n)
     return Design(
         indicator=str(ds.attrs["indicator"]),
-        family=str(ds.attrs["family"]),
+        family=get_family(str(ds.attrs["family"])),
         coords=coords,
         ward_idx=get("ward_idx", "int64"),
         pair_idx=get("pair_idx", "int64"),
@@ -793,17 +1138,18 @@ def design_from_dataset(ds) -> Design:
         post=get("post", "int64"),
         ward_group=get("ward_group", str),
         period_post=get("period_post", "int64"),
-        count=get("count", "int64"),
-        exposure=get("exposure", "float64"),
-        n=get("n", "int64"),
-        mean_log_price=get("mean_log_price", "float64"),
-        sd_within=get("sd_within", "float64"),
-        mean_price=get("mean_price", "float64"),
+        arrays=arrays,
         event_study=bool(int(ds.attrs.get("event_study", 0))),
         reference_period=None if ref < 0 else ref,
         synthetic=bool(int(ds.attrs.get("synthetic", 0))),
         parameterization=str(ds.attrs.get("parameterization", "centred")),
         change_parameterization=str(ds.attrs.get("change_parameterization", "centred")),
         pair_parameterization=str(ds.attrs.get("pair_parameterization", "non_centred")),
+        ward_has_change=get("ward_has_change", "int64"),
+        change_centred=get("change_centred", "int64"),
+        covariates=covs,
+        interact=interact,
+        **cov,
+        notes=notes,
         frame=None,
     )

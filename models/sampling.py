@@ -18,48 +18,26 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from nbdid.errors import ModelError
-from nbdid.models.design import Design, link_centre, resolve_model_config
-
-
-def ignore_environment_notices() -> None:
-    """Silence PyTensor's notice that it found no BLAS library (pip installs).
-
-    nbdid's models use no matrix products (gathers and elementwise operations), and
-    the default sampler (nutpie) runs on numba, not on PyTensor's C code, so the
-    notice ("operations that might benefit from BLAS will be severely degraded") does
-    not apply.  Call inside a ``warnings.catch_warnings()`` block.
-    """
-    warnings.filterwarnings(
-        "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
-    )
-
-
-def family_module(family: str) -> ModuleType:
-    """The module implementing ``family`` (``binomial``, ``poisson`` or ``price``)."""
-    from nbdid.models import binomial, poisson, price
-
-    try:
-        return {"binomial": binomial, "poisson": poisson, "price": price}[family]
-    except KeyError:
-        raise ModelError(f"unknown family '{family}' (use binomial, poisson or price)") from None
+from nbdid.models.design import Design, model_data, resolve_model_config
+from nbdid.models.model import build_model
+from nbdid.runtime import interruption, signals_seen
 
 
 def structure_key(design: Design, model_cfg) -> tuple:
     """Cache key: family, everything in the model config, event-study reference, shapes."""
     return (
-        design.family,
+        design.family.name,
         design.pair_effects,
         design.event_study,
         design.reference_period,
@@ -67,20 +45,18 @@ def structure_key(design: Design, model_cfg) -> tuple:
         design.parameterization,
         design.change_parameterization,
         design.pair_parameterization,
-        model_cfg.ward_change,
-        model_cfg.ward_corr,
-        resolve_model_config(design, model_cfg).overdispersion,
-        model_cfg.price_likelihood if design.family == "price" else None,
-        model_cfg.intercept_sd,
-        model_cfg.effect_sd,
-        model_cfg.did_sd,
-        model_cfg.sigma_ward_scale,
-        model_cfg.sigma_change_scale,
-        model_cfg.sigma_pair_scale,
-        model_cfg.sigma_wp_scale,
-        model_cfg.lkj_eta,
+        # the resolved structure; prior *distributions* only (their parameters are
+        # pm.Data, so a compiled model is refitted under other prior scales)
+        *_resolved_structure(design, model_cfg),
         design.shape_key(),
     )
+
+
+def _resolved_structure(design: Design, model_cfg) -> tuple:
+    cfg = resolve_model_config(design, model_cfg)
+    priors = tuple(getattr(cfg.priors, f.name).dist for f in dataclasses.fields(cfg.priors))
+    return (cfg.ward_effects, cfg.ward_change, cfg.group_change_sd, cfg.ward_corr, cfg.overdispersion,
+            cfg.price_likelihood, cfg.lkj_eta, priors, design.structure_key())
 
 
 def _log(msg: str, quiet: bool) -> None:
@@ -92,6 +68,7 @@ def _log(msg: str, quiet: bool) -> None:
 class _Entry:
     model: Any
     compiled: Any = None
+    data: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -124,20 +101,19 @@ class CompiledModelCache:
         key = structure_key(design, model_cfg)
         entry = self._entries.get(key)
         if entry is None:
-            entry = _Entry(family_module(design.family).build_model(design, model_cfg))
+            entry = _Entry(build_model(design, model_cfg))
             self._entries[key] = entry
         elif set_data:
             import pymc as pm
 
             with entry.model:
-                pm.set_data(self._data(design), coords=design.coords)
+                pm.set_data(model_data(design, model_cfg), coords=design.coords)
+        entry.data = model_data(design, model_cfg)
         return entry, key
 
     @staticmethod
-    def _data(design: Design) -> dict[str, Any]:
-        data = dict(design.data_arrays())
-        data["intercept_centre"] = np.asarray(link_centre(design))
-        return data
+    def _data(design: Design, model_cfg) -> dict[str, Any]:
+        return model_data(design, resolve_model_config(design, model_cfg))
 
     def sample(self, design: Design, model_cfg, sampler_cfg) -> Any:
         """Sample the posterior of ``design`` (compiling only for a new key).
@@ -165,6 +141,7 @@ class CompiledModelCache:
             idata = self._sample_pymc(entry, sampler_cfg)
         else:
             raise ModelError(f"unknown backend '{sampler_cfg.backend}' (use nutpie or pymc)")
+        check_complete(idata, sampler_cfg)
         _log(
             f"{design.indicator}: sampled {sampler_cfg.chains} x {sampler_cfg.draws} draws "
             f"in {time.perf_counter() - t0:.1f} s ({sampler_cfg.backend})",
@@ -177,10 +154,10 @@ class CompiledModelCache:
     def _sample_nutpie(self, entry: _Entry, design: Design, cfg) -> Any:
         import nutpie
 
-        data = self._data(design)
+        data = entry.data
         if entry.compiled is None:
             t0 = time.perf_counter()
-            _log(f"{design.indicator}: compiling the {design.family} model (once)", self.quiet)
+            _log(f"{design.indicator}: compiling the {design.family.name} model (once)", self.quiet)
             entry.compiled = nutpie.compile_pymc_model(entry.model)
             self.compile_count += 1
             # a compile leaves ~0.4 s of cyclic garbage (PyTensor graphs); collect it
@@ -191,7 +168,10 @@ class CompiledModelCache:
         # event study) are not part of the compiled model
         shared = entry.compiled.shared_data
         compiled = entry.compiled.with_data(**{k: v for k, v in data.items() if k in shared})
-        return nutpie.sample(
+        # non-blocking + wait: nutpie's blocking call catches Ctrl-C (and SIGTERM, which
+        # nbdid turns into an exception) and returns the draws made so far; here the
+        # interrupt propagates and the sampler's threads are cancelled and joined
+        sampler = nutpie.sample(
             compiled,
             draws=cfg.draws,
             tune=cfg.tune,
@@ -201,23 +181,59 @@ class CompiledModelCache:
             target_accept=cfg.target_accept,
             save_warmup=False,
             progress_bar=False,
+            blocking=False,
         )
+        try:
+            return sampler.wait()
+        except BaseException:
+            sampler.cancel()
+            raise
 
     def _sample_pymc(self, entry: _Entry, cfg) -> Any:
         import pymc as pm
 
-        with entry.model:
-            return pm.sample(
-                draws=cfg.draws,
-                tune=cfg.tune,
-                chains=cfg.chains,
-                cores=min(cfg.chains, os.cpu_count() or 1),
-                target_accept=cfg.target_accept,
-                random_seed=cfg.seed,
-                progressbar=False,
-                compute_convergence_checks=False,
-                idata_kwargs={"log_likelihood": False},
-            )
+        seen = signals_seen()
+        try:
+            with entry.model:
+                return pm.sample(
+                    draws=cfg.draws,
+                    tune=cfg.tune,
+                    chains=cfg.chains,
+                    cores=min(cfg.chains, os.cpu_count() or 1),
+                    target_accept=cfg.target_accept,
+                    random_seed=cfg.seed,
+                    progressbar=False,
+                    compute_convergence_checks=False,
+                    idata_kwargs={"log_likelihood": False},
+                )
+        except Exception as err:
+            # pm.sample swallows Ctrl-C/SIGTERM; interrupted during warm-up it then fails
+            # with "Not enough samples to build a trace": an interruption, not an error
+            if signals_seen() > seen or "Not enough samples" in str(err):
+                raise interruption("sampling stopped during warm-up; nothing was saved") from None
+            raise
+
+
+def check_complete(idata: Any, sampler_cfg) -> None:
+    """Refuse a posterior with fewer chains or draws than asked for.
+
+    PyMC's ``pm.sample`` (and nutpie's blocking sampler) answer Ctrl-C by returning
+    the draws made so far; such a posterior is never a result.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        :func:`nbdid.runtime.interruption` (:class:`~nbdid.runtime.Terminated` after
+        SIGTERM), saying how far sampling got.
+    """
+    post = getattr(idata, "posterior", None)
+    sizes = dict(post.sizes) if post is not None else {}
+    chains, draws = int(sizes.get("chain", 0)), int(sizes.get("draw", 0))
+    if chains != sampler_cfg.chains or draws != sampler_cfg.draws:
+        raise interruption(
+            f"sampling stopped early: {chains} chain(s) x {draws} draws of "
+            f"{sampler_cfg.chains} x {sampler_cfg.draws}; nothing was saved"
+        )
 
 
 def relabel(idata: Any, design: Design) -> Any:

@@ -11,14 +11,17 @@ simulated transaction by transaction (log-normal within a ward-period).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from nbdid.families import family_columns, get_family
 from nbdid.registry import INDICATORS
 
 DEFAULT_KEYS = {"binomial": "out_of_work_benefits", "poisson": "crime", "price": "property_price"}
-DEFAULT_BASE = {"binomial": 0.15, "poisson": 0.08, "price": 150_000.0}
+"""Registry indicator written to simulated panels of each family (other families: the
+family's name)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,15 @@ def simulate_panel(
     mean_transactions: float = 40.0,
     seed: int | None = None,
     synthetic: bool = True,
+    controls_per_set: int = 1,
+    exposures: np.ndarray | None = None,
+    sigma_wp: float = 0.0,
+    change_form: Literal["walk", "step"] = "walk",
+    sigma_change_nbi: float | None = None,
+    covariate: str | None = None,
+    covariate_shift: float = 0.0,
+    covariate_level: float = 0.0,
+    covariate_change: float = 0.0,
 ) -> tuple[pd.DataFrame, SimulationTruth]:
     """Simulate a tidy ward panel for one indicator.
 
@@ -91,6 +103,28 @@ def simulate_panel(
         Random seed.
     synthetic
         Value of the ``synthetic`` column.
+    controls_per_set
+        Benchmark wards per matched set (1: pairs; ``k``: sets of one NBI ward and ``k``
+        benchmarks, ``n_pairs`` sets of ``1 + k`` wards).
+    exposures
+        Baseline exposures (trials for binomial) to resample each ward's from, with
+        replacement (e.g. a fitted panel's); default: uniform on ``exposure_range``.
+    sigma_wp
+        SD of independent ward x period noise on the link scale (year-to-year
+        variation beyond the family's own sampling noise; 0: none).
+    change_form
+        ``"walk"``: each ward's level wanders by ``N(0, sigma_change)`` at every period
+        step; ``"step"``: each ward changes once, by ``N(0, sigma_change)``, at
+        ``first_post`` (the models' ward-specific change).  The same for two periods.
+    sigma_change_nbi
+        SD of the NBI wards' own changes when it differs from the benchmark wards'
+        (``sigma_change``); default: the same.
+    covariate, covariate_shift, covariate_level, covariate_change
+        Name of a ward-level covariate column to add: ``x = covariate_shift * nbi +
+        N(0, 1)`` per ward.  It shifts the ward's level by ``covariate_level * x`` and its
+        change after the initiative by ``covariate_change * x`` (link scale): with both a
+        shift and a change effect it is a confounder of the unadjusted DiD (parallel
+        trends hold only conditionally on it).
 
     Returns
     -------
@@ -98,37 +132,53 @@ def simulate_panel(
         ``(panel, truth)``.
     """
     rng = np.random.default_rng(seed)
-    key = indicator or DEFAULT_KEYS[family]
-    mult = INDICATORS[key].multiplier if key in INDICATORS else (
-        100.0 if family == "binomial" else 1000.0 if family == "poisson" else 1.0
-    )
+    fam = get_family(family)
+    key = indicator or DEFAULT_KEYS.get(fam.name, fam.name)
+    mult = INDICATORS[key].multiplier if key in INDICATORS else fam.default_multiplier
     if first_post is None:
         first_post = n_periods - 1
-    base = DEFAULT_BASE[family] if base is None else base
-    if family == "binomial":
-        centre = np.log(base / (1 - base))
-    else:
-        centre = np.log(base)
-    n_w = 2 * n_pairs
-    pair = np.repeat(np.arange(1, n_pairs + 1), 2)
-    treated = np.tile([1, 0], n_pairs)
+    base = fam.default_base if base is None else base
+    centre = fam.link_of_base(base)
+    if controls_per_set < 1:
+        raise ValueError(f"controls_per_set must be at least 1, not {controls_per_set}")
+    if change_form not in ("walk", "step"):
+        raise ValueError(f"change_form must be 'walk' or 'step', not {change_form!r}")
+    per_set = 1 + controls_per_set
+    n_w = per_set * n_pairs
+    pair = np.repeat(np.arange(1, n_pairs + 1), per_set)
+    treated = np.tile([1] + [0] * controls_per_set, n_pairs)
     level = (
         centre
         + group_diff * treated
         + sigma_pair * rng.standard_normal(n_pairs)[pair - 1]
         + sigma_ward * rng.standard_normal(n_w)
     )
-    exposure0 = rng.uniform(*exposure_range, size=n_w)
+    if exposures is None:
+        exposure0 = rng.uniform(*exposure_range, size=n_w)
+    else:
+        exposure0 = rng.choice(np.asarray(exposures, dtype=float), size=n_w)
     rows = []
     eta_true = np.zeros((n_w, n_periods))
     eta_cf = np.zeros((n_w, n_periods))
     wander = np.zeros(n_w)
+    change_sd = np.where(treated == 1, sigma_change if sigma_change_nbi is None else sigma_change_nbi,
+                         sigma_change)
+    x = covariate_shift * treated + rng.standard_normal(n_w) if covariate else np.zeros(n_w)
+    level = level + covariate_level * x
+    step = change_sd * rng.standard_normal(n_w) if change_form == "step" else None
     for t in range(n_periods):
-        if t > 0:
-            wander = wander + sigma_change * rng.standard_normal(n_w)
         post = int(t >= first_post)
-        eta_cf[:, t] = level + period_change * t + wander
+        if step is not None:
+            wander = step * post
+        elif t > 0:
+            wander = wander + change_sd * rng.standard_normal(n_w)
+        eta_cf[:, t] = level + period_change * t + wander + covariate_change * x * post
         eta_true[:, t] = eta_cf[:, t] + did * treated * post
+    if sigma_wp > 0:
+        noise = sigma_wp * rng.standard_normal((n_w, n_periods))
+        eta_cf += noise
+        eta_true += noise
+    empty = dict.fromkeys(family_columns(), np.nan)
     num = den = 0.0
     for t in range(n_periods):
         post = int(t >= first_post)
@@ -143,46 +193,25 @@ def simulate_panel(
                 "period": t,
                 "period_label": str(2011 + 5 * t) if n_periods > 2 else ("2011", "2021")[t],
                 "post": post,
-                "count": pd.NA,
-                "exposure": np.nan,
-                "n": pd.NA,
-                "mean_price": np.nan,
-                "mean_log_price": np.nan,
-                "sd_log_price": np.nan,
+                **empty,
                 "synthetic": synthetic,
             }
-            if family == "price":
-                n = int(rng.poisson(mean_transactions - 1)) + 1
-                mu = eta_true[w, t]
-                logp = mu + price_sd_within * rng.standard_normal(n)
-                row.update(
-                    n=n,
-                    mean_price=float(np.mean(np.exp(logp))),
-                    mean_log_price=float(np.mean(logp)),
-                    sd_log_price=float(np.std(logp, ddof=1)) if n > 1 else np.nan,
-                )
-                weight = n
-                v1 = np.exp(mu + price_sd_within**2 / 2)
-                v0 = np.exp(eta_cf[w, t] + price_sd_within**2 / 2)
-            else:
-                e = exposure0[w] * (1 + 0.05 * t * rng.standard_normal())
-                if family == "binomial":
-                    e = float(np.round(e))
-                    p = 1 / (1 + np.exp(-eta_true[w, t]))
-                    count = int(rng.binomial(int(e), p))
-                    v1, v0 = p, 1 / (1 + np.exp(-eta_cf[w, t]))
-                else:
-                    count = int(rng.poisson(e * np.exp(eta_true[w, t])))
-                    v1, v0 = np.exp(eta_true[w, t]), np.exp(eta_cf[w, t])
-                row.update(count=count, exposure=float(e))
-                weight = e
+            size = fam.simulate_size(exposure0[w], t, rng, mean_transactions=mean_transactions)
+            values = fam.simulate(eta_true[w, t], size, rng, sd_within=price_sd_within)
+            row.update({k: (v.item() if isinstance(v, np.ndarray) else v) for k, v in values.items()})
+            if covariate:
+                row[covariate] = float(x[w])
             if treated[w] and post:
+                weight = float(values[fam.weight_column])
+                v1 = fam.truth_value(eta_true[w, t], sd_within=price_sd_within)
+                v0 = fam.truth_value(eta_cf[w, t], sd_within=price_sd_within)
                 num += weight * (v1 - v0)
                 den += weight
             rows.append(row)
     df = pd.DataFrame(rows)
     df["pair"] = df["pair"].astype("Int64")
-    df["count"] = df["count"].astype("Int64")
-    df["n"] = df["n"].astype("Int64")
+    for name, (spec, _users) in family_columns().items():
+        if spec.dtype == "Int64":
+            df[name] = pd.array(df[name].to_numpy(float), dtype="Int64")
     df["synthetic"] = df["synthetic"].astype(bool)
     return df, SimulationTruth(did=did, did_pa=float(mult * num / den), multiplier=mult)

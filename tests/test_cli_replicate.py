@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbdid.analysis.commands import REPLICATE_FILES
 from nbdid.cli import main
 from nbdid.data_prep.published import TABLE1_COLUMNS
+from nbdid.workflow.replicate import REPLICATE_FILES
 
 
 def test_replicate_writes_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,6 @@ import pytest
 from matplotlib.figure import Figure
 
 from nbdid.analysis import frequentist as fq
-from nbdid.analysis.compare_commands import CONCORDANCE_FILES, RI_DRAWS_HELP
 from nbdid.analysis.comparison import report_did_table
 from nbdid.analysis.concordance import (
     CONCORDANCE_COLUMNS,
@@ -21,12 +20,14 @@ from nbdid.analysis.concordance import (
     published_intervals,
 )
 from nbdid.cli import main
+from nbdid.cli.compare import RI_DRAWS_HELP
 from nbdid.data_prep.schema import write_panel
 from nbdid.data_prep.synthetic import load_default_panel
 from nbdid.figures import plot_concordance
 from nbdid.models.simulate import simulate_panel
 from nbdid.provenance import SYNTHETIC_NOTICE
 from nbdid.registry import INDICATORS
+from nbdid.workflow.compare import CONCORDANCE_FILES
 
 REQUIRED = ("indicator", "method", "estimate", "lower", "upper", "significant")
 
@@ -192,7 +193,7 @@ def test_help_default_matches_the_constant():
 
 
 def test_run_output_names_include_the_concordance():
-    from nbdid.pipeline import output_names
+    from nbdid.workflow.run import run_outputs as output_names
 
     names = output_names(("crime",))
     assert set(CONCORDANCE_FILES) <= set(names)

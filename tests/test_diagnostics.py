@@ -121,7 +121,7 @@ def test_mark_gate():
 @pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS installation:UserWarning")
 def test_real_fit_diagnostics_columns():
     from nbdid.config import RunConfig, SamplerConfig
-    from nbdid.models.fit import fit_indicator
+    from nbdid.workflow.fit import fit as fit_indicator
 
     panel, _ = simulate_panel("poisson", n_pairs=15, did=-0.5, seed=7)
     cfg = RunConfig(sampler=SamplerConfig(draws=300, tune=300, chains=2, seed=1),

@@ -13,8 +13,8 @@ from nbdid.analysis.estimands import (
     trajectory_table,
 )
 from nbdid.config import RunConfig, SamplerConfig
-from nbdid.models.fit import fit_indicator
 from nbdid.models.simulate import simulate_panel
+from nbdid.workflow.fit import fit as fit_indicator
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:PyTensor could not link to a BLAS installation:UserWarning"

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbdid.analysis.match_commands import GENERAL_FILES, STUDY_FILES
 from nbdid.cli import main
+from nbdid.workflow.match import GENERAL_FILES, STUDY_FILES
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -232,10 +232,12 @@ def test_spec_validation():
 
 
 def test_cli_choices_agree_with_engine():
-    from nbdid.analysis import match_commands, matching
+    from nbdid.analysis import matching
+    from nbdid.cli import match as match_cli
 
-    assert match_commands.DISTANCES == matching.DISTANCES
-    assert match_commands.METHODS == matching.METHODS
+    assert match_cli.DISTANCES == matching.DISTANCES
+    assert match_cli.METHODS == matching.METHODS
+    assert match_cli.DEFAULT_STUDY_COVARIATES == matching.DEFAULT_STUDY_COVARIATES
 
 
 def test_plot_balance_love_plot():

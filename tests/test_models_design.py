@@ -30,7 +30,7 @@ def test_indices_and_coords(panel):
         assert d.count[i] == row["count"]
     # ward-level pair index agrees with the observation-level one
     np.testing.assert_array_equal(d.ward_pair_idx[d.ward_idx], d.pair_idx)
-    assert d.shape_key() == (10, 5, 2, 20)
+    assert d.shape_key() == (10, 5, 2, 20, 0, 0)  # wards, pairs, periods, obs, covariates, interactions
     assert d.synthetic
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from nbdid.config import ModelConfig, RunConfig, SamplerConfig
-from nbdid.models.fit import fit_indicator
 from nbdid.models.sampling import shared_cache
 from nbdid.models.simulate import simulate_panel
+from nbdid.workflow.fit import fit as fit_indicator
 
 # PyTensor warns once per process when it compiles C code without a BLAS library; it is
 # a performance notice about the environment, not about our calls.

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from nbdid.config import RunConfig, SamplerConfig
-from nbdid.models.fit import fit_indicator
 from nbdid.models.sampling import CompiledModelCache
 from nbdid.models.simulate import simulate_panel
+from nbdid.workflow.fit import fit as fit_indicator
 
 pytestmark = [
     pytest.mark.slow,

@@ -87,3 +87,13 @@ def test_config_names_a_bad_panel(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
     assert str(panel) in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto distribution:UserWarning")
+def test_loo_works_on_every_posterior_run_writes(run_out: Path) -> None:
+    for nc in sorted((run_out / "posteriors").glob("*.nc")):
+        idata = az.from_netcdf(nc)
+        assert {"log_likelihood", "log_prior"} <= set(idata.groups()), nc.name
+        assert az.loo(idata).elpd_loo < 0, nc.name
+    diag = pd.read_csv(run_out / "diagnostics.csv")
+    assert {"elpd_loo", "pareto_k_high", "did_prior_sensitivity", "prior_flags", "structure"} <= set(diag.columns)

@@ -22,11 +22,11 @@ from nbdid.analysis.sensitivity import (
     spec_hash,
     summarise_sweep,
 )
-from nbdid.analysis.sweep import SpecTask, build_tasks, plan_lanes
 from nbdid.config import ModelConfig
 from nbdid.data_prep.candidates import load_candidate_pool
 from nbdid.data_prep.synthetic import load_default_panel
 from nbdid.errors import InputError
+from nbdid.workflow.sweep import SpecTask, build_tasks, plan_lanes
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "sensitivity.toml"
 
@@ -177,13 +177,19 @@ pair_effects = [true, false]
 
 
 def test_prior_scale_multiplies_prior_scales():
+    from nbdid.models.design import build_design, resolve_model_config
+    from nbdid.models.simulate import simulate_panel
+
     base = ModelConfig()
     cfg = Spec(model=(("prior_scale", 2.0),)).model_config(base)
-    assert cfg.did_sd == 2 * base.did_sd
-    assert cfg.effect_sd == 2 * base.effect_sd
-    assert cfg.sigma_ward_scale == 2 * base.sigma_ward_scale
-    assert cfg.sigma_pair_scale == 2 * base.sigma_pair_scale
-    assert cfg.intercept_sd == base.intercept_sd  # data-centred, not scaled
+    assert cfg.prior_scale == 2.0
+    design = build_design(simulate_panel("poisson", n_pairs=4, seed=1)[0], "crime", "poisson")
+    wide, plain = resolve_model_config(design, cfg).priors, resolve_model_config(design, base).priors
+    assert wide.did.params[1] == 2 * plain.did.params[1]
+    assert wide.period.params[1] == 2 * plain.period.params[1]
+    assert wide.sigma_ward.params[0] == 2 * plain.sigma_ward.params[0]
+    assert wide.sigma_pair.params[0] == 2 * plain.sigma_pair.params[0]
+    assert wide.intercept == plain.intercept  # data-centred, not scaled
 
 
 def test_spec_hash_is_stable_and_specific():
@@ -324,7 +330,7 @@ def test_summarise_sweep_shares():
 
 
 def test_printed_summary_counts_gate_failures():
-    from nbdid.analysis.sensitivity_commands import format_summary
+    from nbdid.workflow.sweep import format_sweep_summary as format_summary
 
     text = format_summary(summarise_sweep(_results()))
     header, row = text.splitlines()[:2]

@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 
 from nbdid.analysis.sensitivity import parse_sweep_config
-from nbdid.analysis.sweep import run_sweep, spec_path
 from nbdid.cli import main as cli_main
 from nbdid.errors import InputError, OutputError
 from nbdid.provenance import SYNTHETIC_NOTICE
+from nbdid.workflow.sweep import run_sweep, spec_path
 
 # PyTensor warns once per process when it compiles C code without a BLAS library (an
 # environment notice; the Dask LocalCluster below compiles in this process).
@@ -218,3 +218,34 @@ def test_sigterm_stops_workers_and_leaves_no_partial_files(tmp_path):
         time.sleep(0.2)
     assert not any(_alive(p) for p in workers), "worker processes outlived the sweep"
     assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkill_leaves_no_orphan_workers(tmp_path):
+    """SIGKILL of ``nbdid sensitivity`` (or an out-of-memory kill): its worker processes
+    exit too, instead of running on at full CPU under PID 1 (parent-death signal)."""
+    exe = Path(sys.executable).with_name("nbdid")
+    if not exe.exists():
+        pytest.skip("nbdid console script not installed next to this Python")
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text(TINY.replace("draws = 50", "draws = 20000"), encoding="utf-8")
+    proc = subprocess.Popen([str(exe), "sensitivity", str(cfg), "--out", str(tmp_path / "out"),
+                             "--quiet", "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 120
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            workers = _spawned_workers(proc.pid)
+        assert workers, "no worker process started"
+        time.sleep(2)
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "worker processes outlived a SIGKILLed sweep"

@@ -278,7 +278,7 @@ def test_figure_smoke(curve: pd.DataFrame) -> None:
 
 
 def test_run_writes_the_figure_under_figures() -> None:
-    from nbdid.pipeline import output_names
+    from nbdid.workflow.run import run_outputs as output_names
 
     names = output_names(("crime",))
     assert {"figures/tipping_bayes.png", "figures/tipping_bayes.svg",

@@ -1,0 +1,193 @@
+"""Binomial family: people with an outcome out of a number of people (logit link).
+
+For ward ``w`` in period ``t`` with ``y`` people with the outcome out of ``N`` trials::
+
+    y[w,t] ~ Binomial(N[w,t], p[w,t]),   logit p[w,t] = eta[w,t]
+
+``exp(did)`` is the odds ratio for a typical ward.  Overdispersion
+(``ModelConfig.overdispersion``): ``"ward_period"`` adds a non-centred normal
+ward x period effect (``sigma_wp * wp_z``); ``"negbin"`` uses the beta-binomial, with
+``sigma_od`` the coefficient of variation of the beta mixing distribution; ``"none"``
+is the plain binomial.  See ``docs/models.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nbdid.errors import ModelError
+from nbdid.families.base import Z95, Fail, PooledStats, expit, logit
+from nbdid.families.counts import CountFamily
+
+
+class Binomial(CountFamily):
+    """Binomial counts (percentages): ``count`` people out of ``exposure`` trials."""
+
+    name = "binomial"
+    link = "logit"
+    ratio_scale = "odds_ratio"
+    description = "a count out of a known number of trials (people); the value is a percentage"
+    default_multiplier = 100.0
+    default_unit = "pp"
+    default_base = 0.15
+
+    def link_fn(self, x):
+        return logit(x)
+
+    def inverse_link(self, eta):
+        return expit(eta)
+
+    def counterfactual(self, level, effect):
+        """``expit(logit(level) - effect)``."""
+        return expit(logit(level) - np.asarray(effect, dtype=float))
+
+    # ------------------------------------------------------------------ panel rows
+    def _check_counts(self, c, e, rows, fail: Fail) -> None:
+        fail("exposure (number of trials) of a binomial indicator must be a whole number, "
+             "not {exposure}", rows & (e != np.round(e)), "exposure")
+        fail("count {count} is larger than its exposure {exposure} (number of trials) of "
+             "binomial indicator '{indicator}'", rows & (c > e), "count")
+
+    def degenerate(self, cols, rows):
+        found = super().degenerate(cols, rows)
+        if found is not None:
+            return found
+        c, e = cols["count"][rows], cols["exposure"][rows]
+        ok = ~np.isnan(c) & ~np.isnan(e)
+        if ok.any() and np.all(c[ok] == e[ok]):
+            return ("every count of indicator '{indicator}' equals its exposure (everyone has "
+                    "the outcome): there is no variation to model", "count")
+        return None
+
+    def design_arrays(self, frame: pd.DataFrame, indicator: str) -> dict[str, np.ndarray]:
+        arrays = super().design_arrays(frame, indicator)
+        count, exposure = arrays["count"], arrays["exposure"]
+        if (np.abs(exposure - np.round(exposure)) > 1e-6).any() or (count > exposure).any():
+            raise ModelError(f"{indicator}: binomial rows need whole-number exposure >= count")
+        return arrays
+
+    # ------------------------------------------------------------------ link-scale data
+    def empirical_link(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        y = np.asarray(arrays["count"], dtype=float) + 0.5
+        e = np.asarray(arrays["exposure"], dtype=float) + 1.0
+        return np.log(y / (e - y))
+
+    def sampling_variance(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        y = np.asarray(arrays["count"], dtype=float)
+        return 1.0 / (y + 0.5) + 1.0 / (np.asarray(arrays["exposure"], dtype=float) - y + 0.5)
+
+    def link_centre(self, arrays, pre) -> float:
+        c = arrays["count"][pre].sum() + 0.5
+        e = arrays["exposure"][pre].sum() + 1.0
+        p = c / e
+        return float(np.log(p) - np.log1p(-p))
+
+    # ------------------------------------------------------------------ PyMC
+    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: Any) -> None:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        trials = pt.cast(pt.round(data["exposure"]), "int64")
+        if cfg.overdispersion == "ward_period":
+            eta = self._ward_period_effect(eta, cfg, data)
+        p = pm.math.invlogit(eta)
+        if cfg.overdispersion == "negbin":
+            sigma_od = self._obs_sd("sigma_od", data, cfg)
+            kappa = pt.maximum((1 - p) / (p * sigma_od**2) - 1.0, 1e-3)
+            pm.BetaBinomial(
+                "y", n=trials, alpha=p * kappa, beta=(1 - p) * kappa,
+                observed=data["y_obs"], dims="obs",
+            )
+        else:
+            pm.Binomial("y", n=trials, p=p, observed=data["y_obs"], dims="obs")
+
+    # ------------------------------------------------------------------ NumPy draws
+    def expected(self, eta, arrays):
+        return 1.0 / (1.0 + np.exp(-eta))
+
+    def draw(self, eta, posterior, arrays, rng):
+        p = 1.0 / (1.0 + np.exp(-eta))
+        trials = np.round(arrays["exposure"]).astype(np.int64)
+        if "sigma_od" in posterior:
+            cv = posterior["sigma_od"].values[..., None]
+            kappa = np.maximum((1 - p) / (p * cv**2) - 1.0, 1e-3)
+            p = rng.beta(p * kappa, (1 - p) * kappa)
+        return rng.binomial(np.broadcast_to(trials, p.shape), p)
+
+    def log_likelihood(self, eta, posterior, arrays):
+        from scipy import stats  # here: scipy.stats costs ~1 s, and reading a panel must not pay it
+
+        y = arrays["count"]
+        trials = np.round(arrays["exposure"]).astype(np.int64)
+        p = expit(eta)
+        if "sigma_od" in posterior:
+            cv = posterior["sigma_od"].values[..., None]
+            kappa = np.maximum((1 - p) / (p * cv**2) - 1.0, 1e-3)
+            return stats.betabinom.logpmf(y, trials, p * kappa, (1 - p) * kappa)
+        return stats.binom.logpmf(y, trials, p)
+
+    # ------------------------------------------------------------------ frequentist
+    def pooled(self, totals: pd.DataFrame, multiplier: float) -> PooledStats:
+        c, e = float(totals["count"].sum()), float(totals["exposure"].sum())
+        p = c / e
+        se = multiplier * math.sqrt(p * (1 - p) / e)
+        inside = 0 < c < e
+        log_se = math.sqrt(1 / c + 1 / (e - c)) if inside else np.inf
+        lv = math.log(p / (1 - p)) if inside else np.nan
+        return PooledStats(total=e, value=multiplier * p, se=se, log_value=lv, log_se=log_se, count=c)
+
+    def glm(self, totals: pd.DataFrame, X: np.ndarray) -> Any:
+        import statsmodels.api as sm
+
+        y = totals["count"].to_numpy(float)
+        n = totals["exposure"].to_numpy(float)
+        return sm.GLM(np.column_stack([y, n - y]), X, family=sm.families.Binomial())
+
+    def glm_defined(self, num, den) -> bool:
+        return bool((num > 0).all() and (num < den).all())
+
+    def needs_correction(self, totals: pd.DataFrame) -> bool:
+        return bool((totals["count"] <= 0).any() or (totals["count"] >= totals["exposure"]).any())
+
+    def pair_link(self, totals: pd.DataFrame, corrected: bool) -> np.ndarray:
+        c = totals["count"].to_numpy(float)
+        e = totals["exposure"].to_numpy(float)
+        if corrected:
+            c, e = c + 0.5, e + 1.0
+        return np.log(c / (e - c))
+
+    def shift_totals(self, num, den, mask_remove, mask_add, tau):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = num / den
+            p0 = np.where(mask_remove, expit(logit(p) - tau), p)
+            p1 = np.where(mask_add, expit(logit(p0) + tau), p0)
+        return p1 * den, p0 * den
+
+    def implied_total(self, value: float, half_width: float, multiplier: float, *,
+                      z: float = Z95) -> float:
+        """``n = p (1 - p) / (h / z)^2`` with ``p = value / multiplier``."""
+        p = value / multiplier
+        return p * (1 - p) / (half_width / (z * multiplier)) ** 2
+
+    def pooled_half_width(self, count, exposure, multiplier: float):
+        """The report's pooled 95% CI half-width of a group."""
+        p = count / exposure
+        return Z95 * multiplier * np.sqrt(p * (1 - p) / exposure)
+
+    # ------------------------------------------------------------------ simulation
+    def simulate(self, eta, size, rng, *, sd_within: float = 0.5) -> dict[str, Any]:
+        """Whole-number trials ``round(size)`` and binomial counts."""
+        e = np.round(np.asarray(size, dtype=float))
+        count = rng.binomial(e.astype(np.int64), expit(eta))
+        return {"count": count, "exposure": e}
+
+    def link_of_base(self, base: float) -> float:
+        return float(np.log(base / (1 - base)))
+
+
+BINOMIAL = Binomial()

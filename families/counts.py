@@ -1,0 +1,119 @@
+"""Shared parts of the count families (binomial and Poisson): a count and an exposure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from nbdid.errors import ModelError
+from nbdid.families.base import Z95, ColumnSpec, Fail, Family
+
+COUNT = ColumnSpec("count", "Int64", "events or people with the outcome (whole number >= 0)", minimum=0)
+EXPOSURE = ColumnSpec("exposure", "float64", "trials (binomial, whole number >= count) or "
+                      "population/households (poisson, > 0)")
+
+
+class CountFamily(Family):
+    """A count of events or people (``count``) out of an exposure (``exposure``)."""
+
+    columns: ClassVar[tuple[ColumnSpec, ...]] = (COUNT, EXPOSURE)
+    required: ClassVar[tuple[str, ...]] = ("count", "exposure")
+    deferred: ClassVar[tuple[str, ...]] = ("exposure",)
+    weight_column: ClassVar[str] = "exposure"
+    y_dtype: ClassVar[str] = "int64"
+    overdispersion_choices: ClassVar[tuple[str, ...]] = ("negbin", "ward_period", "none")
+
+    # ------------------------------------------------------------------ panel rows
+    def check_rows(self, cols, rows, fail: Fail, *, require_deferred: bool = True) -> None:
+        c, e = cols["count"], cols["exposure"]
+        fail("count is empty for {family} indicator '{indicator}'", rows & np.isnan(c), "count")
+        if require_deferred:
+            fail("exposure is empty for {family} indicator '{indicator}'", rows & np.isnan(e), "exposure")
+        has_e = rows & ~np.isnan(e)
+        fail("exposure must be positive, not {exposure}", has_e & (e <= 0), "exposure")
+        self._check_counts(c, e, has_e & ~np.isnan(c), fail)
+
+    def _check_counts(self, c: np.ndarray, e: np.ndarray, rows: np.ndarray, fail: Fail) -> None:
+        """Family-specific checks of rows with both a count and an exposure."""
+
+    def check_bounds(self, cols, rows, fail: Fail, bounds) -> None:
+        """Column ranges (:meth:`Family.check_bounds`), then ``count / exposure`` against
+        the indicator's ``max_rate``."""
+        super().check_bounds(cols, rows, fail, bounds)
+        limit = bounds.get("max_rate")
+        if limit is None:
+            return
+        c, e = cols["count"], cols["exposure"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = c / e
+        bad = rows & ~np.isnan(rate) & (rate > limit)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            fail(f"count {{count}} with exposure {{exposure}} is {rate[i]:.4g} per unit of "
+                 f"exposure, above the plausible {limit[i]:g} for indicator '{{indicator}}' "
+                 "(a wrong denominator?); correct it, or raise 'bounds.max_rate' of the "
+                 "indicator in the config if it is right", bad, "count")
+
+    def degenerate(self, cols, rows) -> tuple[str, str] | None:
+        c = cols["count"][rows]
+        c = c[~np.isnan(c)]
+        if c.size and not c.any():
+            return ("every count of indicator '{indicator}' is 0: there is no event to model "
+                    "(a wrong column or filter in the source?)", "count")
+        return None
+
+    # ------------------------------------------------------------------ model inputs
+    def design_arrays(self, frame: pd.DataFrame, indicator: str) -> dict[str, np.ndarray]:
+        count = frame["count"].astype("int64").to_numpy()
+        exposure = frame["exposure"].astype("float64").to_numpy()
+        if (exposure <= 0).any():
+            raise ModelError(f"{indicator}: exposure must be > 0")
+        return {"count": count, "exposure": exposure}
+
+    def observed(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        return arrays["count"]
+
+    def weights(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(arrays["exposure"], dtype=float)
+
+    def data_containers(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"exposure": arrays["exposure"], "y_obs": arrays["count"]}
+
+    def _with_y(self, arrays, y):
+        return {"count": y}
+
+    def ppc_scale(self, y: np.ndarray, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Log of the smoothed rate or proportion, ``log((y + 0.5) / exposure)``."""
+        return np.log((y + 0.5) / arrays["exposure"])
+
+    # ------------------------------------------------------------------ frequentist
+    def ward_totals(self, rows: pd.DataFrame) -> pd.DataFrame:
+        count = rows["count"].astype("float64").to_numpy()
+        exposure = rows["exposure"].astype("float64").to_numpy()
+        return pd.DataFrame({"count": count, "exposure": exposure, "num": count, "den": exposure},
+                            index=rows.index)
+
+    def unit_value(self, totals: pd.DataFrame, multiplier: float) -> pd.Series:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return multiplier * totals["count"] / totals["exposure"]
+
+    def level(self, totals: pd.DataFrame) -> float:
+        """Pooled natural-scale value (proportion or rate) of some wards' totals."""
+        return float(totals["count"].sum() / totals["exposure"].sum())
+
+    def glm_defined(self, num, den) -> bool:
+        return bool((num > 0).all())
+
+    def needs_correction(self, totals: pd.DataFrame) -> bool:
+        return bool((totals["count"] <= 0).any())
+
+    # ------------------------------------------------------------------ simulation
+    def simulate_size(self, base, t, rng, *, mean_transactions: float = 40.0) -> float:
+        """The ward's baseline exposure with a small drift per period."""
+        return base * (1 + 0.05 * t * rng.standard_normal())
+
+
+__all__ = ["CountFamily", "Z95"]

@@ -1,0 +1,144 @@
+"""Poisson family: a count of events with an exposure (log link, exposure offset).
+
+For ward ``w`` in period ``t`` with ``y`` events and exposure ``E`` (population,
+households, working-age population)::
+
+    y[w,t] ~ Poisson(E[w,t] * exp(eta[w,t]))                    ("none" / "ward_period")
+    y[w,t] ~ NegativeBinomial(mu=E * exp(eta), alpha=1 / sigma_od**2)       ("negbin")
+
+``exp(did)`` is the rate ratio for a typical ward.  ``sigma_od`` is the coefficient of
+variation of the negative binomial's gamma mixing, so its prior (``sigma_obs``)
+means the same as ``sigma_wp``'s.  The family name ``negbin``
+(``nbdid fit --family negbin``) is this family with ``overdispersion = "negbin"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nbdid.families.base import Z95, PooledStats
+from nbdid.families.counts import CountFamily
+
+
+class Poisson(CountFamily):
+    """Poisson counts (rates): ``count`` events with ``exposure`` people or households."""
+
+    name = "poisson"
+    link = "log"
+    ratio_scale = "rate_ratio"
+    description = "a count of events with an exposure (people or households); the value is a rate"
+    default_multiplier = 1000.0
+    default_unit = "per 1,000"
+    default_base = 0.08
+
+    def link_fn(self, x):
+        return np.log(x)
+
+    def inverse_link(self, eta):
+        return np.exp(eta)
+
+    def counterfactual(self, level, effect):
+        """``level * exp(-effect)``."""
+        return level * np.exp(-np.asarray(effect, dtype=float))
+
+    # ------------------------------------------------------------------ link-scale data
+    def empirical_link(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        y = np.asarray(arrays["count"], dtype=float) + 0.5
+        e = np.asarray(arrays["exposure"], dtype=float) + 1.0
+        return np.log(y / e)
+
+    def sampling_variance(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        return 1.0 / (np.asarray(arrays["count"], dtype=float) + 0.5)
+
+    def link_centre(self, arrays, pre) -> float:
+        c = arrays["count"][pre].sum() + 0.5
+        e = arrays["exposure"][pre].sum() + 1.0
+        return float(np.log(c / e))
+
+    # ------------------------------------------------------------------ PyMC
+    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: Any) -> None:
+        import pymc as pm
+
+        if cfg.overdispersion == "ward_period":
+            eta = self._ward_period_effect(eta, cfg, data)
+        mu = data["exposure"] * pm.math.exp(eta)
+        if cfg.overdispersion == "negbin":
+            sigma_od = self._obs_sd("sigma_od", data, cfg)
+            pm.NegativeBinomial("y", mu=mu, alpha=1.0 / sigma_od**2, observed=data["y_obs"], dims="obs")
+        else:
+            pm.Poisson("y", mu=mu, observed=data["y_obs"], dims="obs")
+
+    # ------------------------------------------------------------------ NumPy draws
+    def expected(self, eta, arrays):
+        return np.exp(eta)
+
+    def draw(self, eta, posterior, arrays, rng):
+        mu = arrays["exposure"] * np.exp(eta)
+        if "sigma_od" in posterior:
+            alpha = 1.0 / posterior["sigma_od"].values[..., None] ** 2
+            mu = rng.gamma(alpha, mu / alpha)
+        return rng.poisson(mu)
+
+    def log_likelihood(self, eta, posterior, arrays):
+        from scipy import stats  # here: scipy.stats costs ~1 s, and reading a panel must not pay it
+
+        y = arrays["count"]
+        mu = arrays["exposure"] * np.exp(eta)
+        if "sigma_od" in posterior:
+            alpha = 1.0 / posterior["sigma_od"].values[..., None] ** 2
+            return stats.nbinom.logpmf(y, alpha, alpha / (alpha + mu))
+        return stats.poisson.logpmf(y, mu)
+
+    # ------------------------------------------------------------------ frequentist
+    def pooled(self, totals: pd.DataFrame, multiplier: float) -> PooledStats:
+        c, e = float(totals["count"].sum()), float(totals["exposure"].sum())
+        p = c / e
+        se = multiplier * math.sqrt(c) / e
+        log_se = 1 / math.sqrt(c) if c > 0 else np.inf
+        lv = math.log(p) if c > 0 else np.nan
+        return PooledStats(total=e, value=multiplier * p, se=se, log_value=lv, log_se=log_se, count=c)
+
+    def glm(self, totals: pd.DataFrame, X: np.ndarray) -> Any:
+        import statsmodels.api as sm
+
+        y = totals["count"].to_numpy(float)
+        n = totals["exposure"].to_numpy(float)
+        return sm.GLM(y, X, family=sm.families.Poisson(), offset=np.log(n))
+
+    def pair_link(self, totals: pd.DataFrame, corrected: bool) -> np.ndarray:
+        c = totals["count"].to_numpy(float)
+        e = totals["exposure"].to_numpy(float)
+        if corrected:
+            c = c + 0.5
+        return np.log(c / e)
+
+    def shift_totals(self, num, den, mask_remove, mask_add, tau):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = num / den
+            p0 = np.where(mask_remove, p * np.exp(-tau), p)
+            p1 = np.where(mask_add, p0 * np.exp(tau), p0)
+        return p1 * den, p0 * den
+
+    def implied_total(self, value: float, half_width: float, multiplier: float, *,
+                      z: float = Z95) -> float:
+        """``N = z^2 * value * multiplier / h^2``."""
+        return z**2 * value * multiplier / half_width**2
+
+    def pooled_half_width(self, count, exposure, multiplier: float):
+        """The report's pooled 95% CI half-width of a group."""
+        rate = multiplier * count / exposure
+        return Z95 * np.sqrt(rate * multiplier / exposure)
+
+    # ------------------------------------------------------------------ simulation
+    def simulate(self, eta, size, rng, *, sd_within: float = 0.5) -> dict[str, Any]:
+        """Poisson counts with exposure ``size``."""
+        e = np.asarray(size, dtype=float)
+        return {"count": rng.poisson(e * np.exp(eta)), "exposure": e}
+
+
+POISSON = Poisson()

@@ -1,0 +1,3 @@
+"""The package version (core: every layer may read it)."""
+
+__version__ = "0.2.0"

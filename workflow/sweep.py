@@ -1,0 +1,688 @@
+"""Running a sensitivity sweep (``nbdid sensitivity``): local worker processes or a Dask
+cluster, resumable.
+
+:func:`run_sweep` expands the sweep file's grid (:mod:`nbdid.analysis.sensitivity`),
+builds every specification's panel in the calling process (cheap: matching and
+subsetting), and fits the specifications with the same pure function,
+:func:`fit_spec`, either
+
+* in local worker processes (``executor="local"``, default): one single-process
+  :class:`concurrent.futures.ProcessPoolExecutor` (``spawn`` context) per worker, so
+  that each worker owns one :class:`~nbdid.models.sampling.CompiledModelCache`; or
+* on an existing Dask cluster (``executor="dask"``, ``scheduler=ADDRESS``): the same
+  function submitted with ``dask.distributed.Client(address).submit``.
+
+Compiling a model (~20 s) costs far more than a warm refit (~1 s), and a compiled
+model is reusable only for the same model structure and dimension sizes.  So the
+specifications are grouped by *signature* (model settings + every indicator's
+design sizes) and each group is given to one worker ("lane"), in order; a large
+group is split over idle workers when that pays (it costs one more compilation per
+family).  Each worker therefore compiles each structure once.
+
+Every finished specification is written at once, atomically, to
+``specs/spec_<ID>.csv`` (all indicators' rows and the specification's choices).  The
+ID is a stable hash of the resolved choices, the data and the sweep settings, so a
+rerun skips the specifications already written and an interrupted sweep loses only
+the fits in progress.  Seeds are derived from the sweep seed and the specification
+hash, so results do not depend on execution order or executor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from nbdid.analysis.comparison import unit_did_row
+from nbdid.analysis.sensitivity import (
+    CHOICE_COLUMNS,
+    Spec,
+    SweepConfig,
+    add_conclusions,
+    derived_seed,
+    expand_specs,
+    load_sweep_config,
+    model_keys,
+    resolve_spec,
+    shape_signature,
+    spec_hash,
+    summarise_sweep,
+)
+from nbdid.config import DiagnosticsConfig, ModelConfig, RunConfig, SamplerConfig, to_toml
+from nbdid.data_prep.candidates import (
+    NUMERIC_COVARIATES,
+    CandidatePool,
+    load_candidate_pool,
+    read_candidate_pool,
+)
+from nbdid.data_prep.schema import read_panel
+from nbdid.errors import InputError, NbdidError
+from nbdid.families import resolve_family
+from nbdid.figures import plot_specification_curve, save_figure
+from nbdid.figures.style import FORMATS
+from nbdid.models.design import build_design
+from nbdid.models.sampling import CompiledModelCache
+from nbdid.outputs import open_out_dir, write_csv, write_text
+from nbdid.provenance import SYNTHETIC_NOTICE, hash_frame, package_versions
+from nbdid.runtime import ignore_environment_notices, process_pool
+from nbdid.workflow.fit import fit
+
+Executor = Literal["local", "dask"]
+
+COMPILE_COST_SPECS = 4
+"""Cost of compiling one structure group, in specification fits (for scheduling)."""
+
+SPEC_DIR = "specs"
+
+FIT_REVISION = 2
+"""Part of every specification id: bump it when a change to the models or the sweep
+changes a specification's numbers, so that resuming never reuses stale files
+(2: forms chosen per specification instead of once per sweep)."""
+
+
+# ----------------------------------------------------------------------------------------
+# the pure per-specification function
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecTask:
+    """Everything a worker needs to fit one specification (picklable).
+
+    Attributes
+    ----------
+    spec_id
+        Stable id (first 16 hex digits of the specification hash).
+    choices
+        The specification's choices (CSV columns).
+    panel
+        The specification's panel (``None`` when it could not be built: ``error``).
+    parameterization
+        Per indicator, the centred/non-centred form of ward levels, ward changes and
+        pair effects, chosen on this specification's own design (see
+        :func:`specification_forms`).
+    signature
+        Model structure + design sizes (specifications with equal signatures share
+        compiled models).
+    """
+
+    spec_id: str
+    is_main: bool
+    choices: dict[str, Any]
+    panel: pd.DataFrame | None
+    indicators: tuple[str, ...]
+    sampler: SamplerConfig
+    model: ModelConfig
+    diagnostics: DiagnosticsConfig
+    parameterization: dict[str, dict[str, str]]
+    seed: int
+    n_pairs: int = 0
+    n_wards: int = 0
+    max_abs_smd: float = float("nan")
+    error: str = ""
+    signature: tuple = ()
+    synthetic: bool = False
+
+
+_LOCAL = threading.local()
+
+
+def worker_cache():
+    """This worker thread's compiled-model cache (one per thread: Dask may run
+    several task threads in one process, and a cache is not thread-safe)."""
+    cache = getattr(_LOCAL, "cache", None)
+    if cache is None:
+        cache = _LOCAL.cache = CompiledModelCache()
+    return cache
+
+
+def _row(task: SpecTask, key: str, **values) -> dict[str, Any]:
+    synthetic = task.synthetic
+    base = {"spec_id": task.spec_id, "is_main": task.is_main, **task.choices, "indicator": key,
+            "estimate": float("nan"), "lower": float("nan"), "upper": float("nan"),
+            "prob_benefit": float("nan"), "gate": "not fitted", "n_pairs": task.n_pairs,
+            "n_wards": task.n_wards, "max_abs_smd": task.max_abs_smd, "scale": "",
+            "seconds": 0.0, "error": task.error}
+    base.update(values)
+    base["synthetic"] = synthetic
+    base["notice"] = SYNTHETIC_NOTICE if synthetic else ""
+    return base
+
+
+def fit_spec(task: SpecTask) -> pd.DataFrame:
+    """Fit every indicator of one specification (the function workers run).
+
+    Returns one row per indicator: the choices, the posterior own-unit DiD
+    (``estimate``, 95% interval ``lower``/``upper``), ``prob_benefit``, the diagnostics
+    ``gate``, sizes, timing and, when a fit is impossible, ``error``.
+    """
+    rows = []
+    if task.panel is None:
+        return pd.DataFrame([_row(task, k) for k in task.indicators])
+    for key in task.indicators:
+        t0 = time.perf_counter()
+        cfg = RunConfig(
+            indicators=(key,),
+            sampler=dataclasses.replace(task.sampler, seed=derived_seed(task.seed, task.spec_id, key)),
+            model=task.model,
+            diagnostics=task.diagnostics,
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                ignore_environment_notices()
+                res = fit(task.panel, key, config=cfg, compiled_cache=worker_cache(),
+                          validate=False, parameterization=task.parameterization.get(key))
+            u = unit_did_row(res.summary)
+            rows.append(_row(task, key, estimate=float(u["mean"]), lower=float(u["q2.5"]),
+                             upper=float(u["q97.5"]), prob_benefit=float(u["prob_benefit"]),
+                             gate=str(res.diagnostics["gate"].iloc[0]), scale=str(u["scale"]),
+                             seconds=round(time.perf_counter() - t0, 2)))
+        except NbdidError as err:
+            rows.append(_row(task, key, error=str(err), gate="error",
+                             seconds=round(time.perf_counter() - t0, 2)))
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------
+# scheduling
+# ----------------------------------------------------------------------------------------
+
+
+def plan_lanes(tasks: list[SpecTask], n_lanes: int) -> list[list[SpecTask]]:
+    """Assign tasks to ``n_lanes`` workers, keeping equal signatures together.
+
+    Groups of equal signature are split in halves while there are idle lanes and a
+    group has at least ``2 * COMPILE_COST_SPECS`` tasks; the chunks are then placed
+    longest first on the least loaded lane (cost = tasks + one compilation).
+    """
+    groups: dict[tuple, list[SpecTask]] = {}
+    for t in tasks:
+        groups.setdefault(t.signature, []).append(t)
+    chunks = list(groups.values())
+    n_lanes = max(1, n_lanes)
+    while len(chunks) < n_lanes:
+        chunks.sort(key=len, reverse=True)
+        if len(chunks[0]) < 2 * COMPILE_COST_SPECS:
+            break
+        big = chunks.pop(0)
+        half = (len(big) + 1) // 2
+        chunks += [big[:half], big[half:]]
+    lanes: list[list[SpecTask]] = [[] for _ in range(min(n_lanes, max(1, len(chunks))))]
+    load = [0] * len(lanes)
+    for chunk in sorted(chunks, key=len, reverse=True):
+        i = load.index(min(load))
+        lanes[i] += chunk
+        load[i] += len(chunk) + COMPILE_COST_SPECS
+    return [lane for lane in lanes if lane]
+
+
+class Progress:
+    """A progress bar on stderr (tqdm when installed, else a simple one).
+
+    ``desc`` and ``unit`` name the job and what it counts (``nbdid design`` uses them).
+    """
+
+    def __init__(self, total: int, done: int = 0, *, enabled: bool = True,
+                 desc: str = "nbdid sensitivity", unit: str = "spec") -> None:
+        self.total, self.done, self.enabled = total, done, enabled
+        self.desc, self.unit = desc, unit
+        self.t0 = time.perf_counter()
+        self.fitted = 0
+        self._bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, initial=done, unit=unit, file=sys.stderr,
+                                 desc=desc)
+            except ImportError:
+                self._tty = sys.stderr.isatty()
+                self._draw("")
+
+    def _draw(self, note: str) -> None:
+        width = 30
+        frac = self.done / self.total if self.total else 1.0
+        bar = "#" * int(width * frac) + "-" * (width - int(width * frac))
+        el = time.perf_counter() - self.t0
+        eta = el / self.fitted * (self.total - self.done) if self.fitted else float("nan")
+        eta_s = f"{eta:4.0f} s" if eta == eta else "   ? s"
+        line = (f"{self.desc} [{bar}] {self.done}/{self.total} {self.unit}s, {el:5.0f} s, "
+                f"ETA {eta_s}")
+        if self._tty:
+            print("\r" + line + (" " + note if note else ""), end="", file=sys.stderr, flush=True)
+        else:
+            print(line + (f"  {note}" if note else ""), file=sys.stderr, flush=True)
+
+    def update(self, note: str = "") -> None:
+        self.done += 1
+        self.fitted += 1
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(1)
+        else:
+            self._draw(note)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.close()
+        elif self._tty:
+            print("", file=sys.stderr, flush=True)
+
+
+def _run_local(lanes: list[list[SpecTask]], on_done: Callable[[SpecTask, pd.DataFrame], None],
+               fn: Callable[[Any], pd.DataFrame] = fit_spec) -> None:
+    # workers exit when this process dies, by any signal (nbdid.runtime.die_with_parent)
+    pools = [process_pool(1) for _ in lanes]
+    interrupted = False
+    try:
+        futures = {}
+        for pool, lane in zip(pools, lanes, strict=True):
+            for task in lane:  # a one-process pool runs its tasks in submission order
+                futures[pool.submit(fn, task)] = task
+        for fut in as_completed(futures):
+            on_done(futures[fut], fut.result())
+    except BaseException:
+        interrupted = True
+        raise
+    finally:
+        for pool in pools:
+            if interrupted:
+                _terminate_workers(pool)
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+
+
+def _terminate_workers(pool: Any) -> None:
+    """Stop a process pool's workers now, not after their current fit.
+
+    Interrupted sweeps lose nothing: finished specifications are already on disk, and
+    a worker writes nothing itself (its rows are written atomically by the parent).
+    """
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.join(timeout=5)
+
+
+def _run_dask(lanes: list[list[SpecTask]], on_done, scheduler: Any,
+              fn: Callable[[Any], pd.DataFrame] = fit_spec, key_prefix: str = "nbdid-spec") -> None:
+    # imported here: dask.distributed is only needed for --executor dask, and importing it
+    # costs seconds of start-up time for every local sweep
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:  # pragma: no cover - dask[distributed] is a dependency
+        raise InputError("--executor dask needs dask.distributed (pip install 'dask[distributed]')") from None
+    own = isinstance(scheduler, str) or scheduler is None
+    if scheduler is None:
+        raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    try:
+        client = Client(scheduler, timeout="20s") if own else scheduler
+    except (OSError, TimeoutError) as err:
+        raise InputError(f"cannot connect to the Dask scheduler at {scheduler}: {err}") from None
+    try:
+        workers = sorted(client.scheduler_info()["workers"])
+        if not workers:
+            raise InputError(f"the Dask cluster at {scheduler} has no workers")
+        futures = {}
+        for i, lane in enumerate(lanes):
+            addr = workers[i % len(workers)]
+            for task in lane:
+                fut = client.submit(fn, task, pure=False, workers=[addr],
+                                    allow_other_workers=True, key=f"{key_prefix}-{task.spec_id}-{i}")
+                futures[fut] = task
+        for fut in dask_completed(list(futures)):
+            on_done(futures[fut], fut.result())
+    finally:
+        if own:
+            client.close()
+
+
+# ----------------------------------------------------------------------------------------
+# the sweep
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` did."""
+
+    out: Path
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    specs: list[Spec]
+    fitted_ids: list[str] = field(default_factory=list)
+    skipped_ids: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    synthetic: bool = False
+
+    def text(self) -> str:
+        """How often each conclusion holds, per indicator (for the terminal)."""
+        head = f"*** {SYNTHETIC_NOTICE} ***\n" if self.synthetic else ""
+        return head + format_sweep_summary(self.summary)
+
+
+def load_pool(cfg: SweepConfig) -> CandidatePool:
+    """The candidate pool a sweep uses (synthetic default, or the user's files)."""
+    s = cfg.sweep
+    if s.panel == "default":
+        if s.candidates is not None:
+            raise InputError("'sweep.candidates' needs 'sweep.panel' to be a panel file, not "
+                             "\"default\"", file=cfg.source)
+        return load_candidate_pool()
+    if s.candidates is not None:
+        return read_candidate_pool(s.panel, s.candidates)
+    panel = read_panel(s.panel)
+    w = panel.drop_duplicates("ward")
+    cov = pd.DataFrame({"ward": w["ward"].astype("string").to_numpy(),
+                        "group": w["group"].astype("string").to_numpy(),
+                        "published_pair": w["pair"].astype("Int64").to_numpy(),
+                        "boundary_changed": False})
+    panel = panel.assign(pair=pd.array([pd.NA] * len(panel), dtype="Int64"))
+    synthetic = bool(panel["synthetic"].fillna(False).astype(bool).any()) if "synthetic" in panel else False
+    return CandidatePool(covariates=cov, panel=panel, synthetic=synthetic)
+
+
+def _check_against_pool(cfg: SweepConfig, pool) -> tuple[str, ...]:
+    """Check the grid's columns exist; return the balance covariates."""
+    cols = set(pool.covariates.columns)
+    m = cfg.matching
+    for covs in m.covariates:
+        for c in covs:
+            if c not in cols:
+                hint = ("" if cfg.sweep.candidates or cfg.sweep.panel == "default" else
+                        "; matching needs a candidate pool: set 'sweep.candidates' to a ward "
+                        "covariate CSV")
+                raise InputError(f"'grid.matching.covariates': the candidate pool has no covariate "
+                                 f"'{c}' (it has: {', '.join(sorted(cols))}){hint}", file=cfg.source)
+    for ex in m.exact:
+        for c in ex:
+            if c not in cols:
+                raise InputError(f"'grid.matching.exact': the candidate pool has no column '{c}'",
+                                 file=cfg.source)
+    bal = cfg.sweep.balance_covariates
+    if bal == "matching":
+        seen: list[str] = []
+        for covs in m.covariates:
+            seen += [c for c in covs if c not in seen]
+        if not seen:
+            seen = [c for c in NUMERIC_COVARIATES if c in cols]
+        bal = tuple(seen)
+    for c in bal:
+        if c not in cols:
+            raise InputError(f"'sweep.balance_covariates': the candidate pool has no covariate '{c}'",
+                             file=cfg.source)
+    if not bal and any(t is not False for t in cfg.sample.drop_poor_balance):
+        raise InputError("'grid.sample.drop_poor_balance' needs covariates (set "
+                         "'sweep.balance_covariates')", file=cfg.source)
+    present = set(pool.panel["indicator"].astype(str))
+    missing = [k for k in cfg.sweep.indicator_keys if k not in present]
+    if missing:
+        raise InputError(f"the panel has no rows for {', '.join(missing)}; set 'sweep.indicators'",
+                         file=cfg.source)
+    return tuple(bal)
+
+
+def specification_forms(panel: pd.DataFrame | None, cfg: SweepConfig, model: ModelConfig
+                        ) -> dict[str, dict[str, str]]:
+    """Centred/non-centred forms per indicator for one specification's design.
+
+    With ``parameterization = "auto"`` each indicator's forms are chosen on the
+    specification's own panel (:func:`nbdid.models.design.choose_parameterization`), as
+    ``nbdid fit`` would: a re-matched design can need other forms than the report's
+    pairs (closer pairs make pair effects larger against ward effects).  The forms
+    are part of the task signature, so specifications with equal forms and shapes
+    still share one compiled model.
+    """
+    out: dict[str, dict[str, str]] = {}
+    if panel is None:
+        return out
+    for key in cfg.sweep.indicator_keys:
+        fam = resolve_family(key, None).family
+        try:
+            d = build_design(panel, key, fam, pair_effects=model.pair_effects,
+                             event_study=model.event_study,
+                             reference_period=model.reference_period,
+                             parameterization=model.parameterization)
+        except NbdidError:
+            continue  # the fit reports the error
+        out[key] = d.forms
+    return out
+
+
+def output_names(indicators: tuple[str, ...]) -> list[str]:
+    """Files of a sweep's output folder (besides ``specs/``)."""
+    names = ["sensitivity.csv", "sensitivity_summary.csv", "sweep_info.json"]
+    for k in indicators:
+        names += [f"figures/spec_curve_{k}.{ext}" for ext in FORMATS]
+    return names
+
+
+def build_tasks(cfg: SweepConfig, pool) -> tuple[list[Spec], list[SpecTask], str]:
+    """Expand the grid and build every specification's task (in the calling process)."""
+    bal = _check_against_pool(cfg, pool)
+    s = cfg.sweep
+    has_pub = bool(pool.covariates["published_pair"].notna().any())
+    tr = pool.covariates[pool.covariates["group"] == "nbi"]
+    pairs = sorted(int(p) for p in tr["published_pair"].dropna()) if has_pub else list(
+        range(1, len(tr) + 1))
+    specs = expand_specs(cfg, pairs=pairs, has_published=has_pub)
+    data_hash = hash_frame(pool.panel) + hash_frame(pool.covariates)
+    context = json.dumps({
+        "fit_revision": FIT_REVISION,
+        "data": data_hash, "indicators": list(s.indicator_keys),
+        "sampler": dataclasses.asdict(s.sampler), "model": dataclasses.asdict(s.model),
+        "diagnostics": dataclasses.asdict(s.diagnostics), "seed": s.seed, "balance": list(bal),
+    }, sort_keys=True, default=str)
+    keys = model_keys(cfg)
+    tasks = []
+    for i, spec in enumerate(specs):
+        res = resolve_spec(spec, pool, balance_covariates=bal)
+        model = spec.model_config(s.model)
+        if spec.replace:
+            model = dataclasses.replace(model, pair_effects=False)
+        forms = specification_forms(res.panel, cfg, model)
+        sig = ()
+        if res.panel is not None:
+            sig = (dataclasses.astuple(model), shape_signature(res.panel, s.indicator_keys),
+                   tuple(sorted((k, tuple(sorted(v.items()))) for k, v in forms.items())))
+        tasks.append(SpecTask(
+            spec_id=spec_hash(spec, context)[:16], is_main=(i == 0),
+            choices=spec.choices(keys), panel=res.panel, indicators=s.indicator_keys,
+            sampler=s.sampler, model=model, diagnostics=s.diagnostics, parameterization=forms,
+            seed=s.seed, n_pairs=res.n_sets,
+            n_wards=res.n_wards, max_abs_smd=res.max_abs_smd, error=res.error, signature=sig,
+            synthetic=bool(pool.synthetic),
+        ))
+    return specs, tasks, data_hash
+
+
+def spec_path(out: Path, spec_id: str) -> Path:
+    """Where a specification's rows are written."""
+    return out / SPEC_DIR / f"spec_{spec_id}.csv"
+
+
+def read_spec_file(path: Path) -> pd.DataFrame:
+    """Read a written specification file back (choices kept as text)."""
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for col in ("estimate", "lower", "upper", "prob_benefit", "max_abs_smd", "seconds"):
+        df[col] = pd.to_numeric(df[col].replace("", "nan"), errors="coerce").astype("float64")
+    for col in ("n_pairs", "n_wards"):
+        df[col] = pd.to_numeric(df[col]).astype("int64")
+    for col in ("is_main", "synthetic"):
+        df[col] = df[col].str.lower().eq("true")
+    return df
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+    executor: Executor = "local",
+    scheduler: Any = None,
+    workers: int | None = None,
+    progress: bool = True,
+    figures: bool = True,
+) -> SweepOutcome:
+    """Run (or resume) a sensitivity sweep and write its outputs.
+
+    Parameters
+    ----------
+    cfg
+        The sweep (:func:`nbdid.analysis.sensitivity.load_sweep_config`).
+    out
+        Output folder (default ``cfg.sweep.out``).
+    force
+        Overwrite the summary outputs of an earlier run (finished specification files
+        with the same id are reused either way: they hold the same numbers).
+    executor
+        ``"local"`` worker processes or ``"dask"``.
+    scheduler
+        Dask scheduler address (or a ``distributed.Client``) for ``executor="dask"``.
+    workers
+        Local worker processes (default: the number of CPUs).
+    progress
+        Show a progress bar on stderr.
+    figures
+        Draw the specification-curve figures.
+
+    Returns
+    -------
+    SweepOutcome
+    """
+    t_start = time.perf_counter()
+    if executor not in ("local", "dask"):
+        raise InputError(f"unknown executor '{executor}' (use local or dask)")
+    if executor == "dask" and scheduler is None:
+        raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    pool = load_pool(cfg)
+    specs, tasks, data_hash = build_tasks(cfg, pool)
+    keys = cfg.sweep.indicator_keys
+    # one writer per folder; the folder is marked unfinished until the summary is written
+    with open_out_dir(out or cfg.sweep.out, output_names(keys), force=force,
+                      command="sensitivity") as session:
+        outdir = session.folder
+        (outdir / SPEC_DIR).mkdir(exist_ok=True)
+
+        todo = [t for t in tasks if not spec_path(outdir, t.spec_id).exists()]
+        skipped = [t.spec_id for t in tasks if spec_path(outdir, t.spec_id).exists()]
+        bar = Progress(len(tasks), len(skipped), enabled=progress)
+        fitted: list[str] = []
+        lock = threading.Lock()
+
+        def on_done(task: SpecTask, rows: pd.DataFrame) -> None:
+            with lock:
+                write_csv(rows, spec_path(outdir, task.spec_id))
+                fitted.append(task.spec_id)
+                bad = int((rows["gate"].astype(str) == "error").sum())
+                bar.update(f"spec {task.spec_id[:8]}" + (f" ({bad} errors)" if bad else ""))
+
+        try:
+            direct = [t for t in todo if t.panel is None]  # designs that could not be built
+            for t in direct:
+                on_done(t, fit_spec(t))
+            todo = [t for t in todo if t.panel is not None]
+            if todo:
+                n = workers or os.cpu_count() or 1
+                if executor == "dask":
+                    n = max(n, 1)
+                lanes = plan_lanes(todo, n)
+                if executor == "local":
+                    _run_local(lanes, on_done)
+                else:
+                    _run_dask(lanes, on_done, scheduler)
+        finally:
+            bar.close()
+
+        results = add_conclusions(pd.concat([read_spec_file(spec_path(outdir, t.spec_id)) for t in tasks],
+                                            ignore_index=True))
+        summary = summarise_sweep(results, robust_share=cfg.sweep.robust_share)
+        write_csv(results, outdir / "sensitivity.csv")
+        write_csv(summary, outdir / "sensitivity_summary.csv")
+        synthetic = bool(pool.synthetic)
+        if figures:
+            (outdir / "figures").mkdir(exist_ok=True)
+            for key in keys:
+                fig = plot_specification_curve(results[results["indicator"] == key],
+                                               choices=spec_choice_columns(cfg), synthetic=synthetic)
+                save_figure(fig, outdir / "figures" / f"spec_curve_{key}")
+        info = {
+            "config": cfg.text,
+            "config_file": cfg.source,
+            "data_sha256": data_hash,
+            "synthetic": synthetic,
+            "notice": SYNTHETIC_NOTICE if synthetic else "",
+            "seed": cfg.sweep.seed,
+            "sampler": to_toml(cfg.sweep.sampler),
+            "n_specs": len(tasks),
+            "fitted": len(fitted),
+            "reused": len(skipped),
+            "executor": executor,
+            "seconds": round(time.perf_counter() - t_start, 1),
+            "versions": package_versions(),
+        }
+        write_text(json.dumps(info, indent=2) + "\n", outdir / "sweep_info.json")
+        return SweepOutcome(outdir, results, summary, specs, fitted, skipped,
+                            time.perf_counter() - t_start, synthetic)
+
+
+def sensitivity(
+    config: SweepConfig | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> SweepOutcome:
+    """Run (or resume) the sensitivity sweep of a sweep file or :class:`SweepConfig`.
+
+    A thin wrapper of :func:`run_sweep` that reads the file first
+    (:func:`nbdid.analysis.sensitivity.load_sweep_config`); keyword arguments are
+    :func:`run_sweep`'s (``force``, ``executor``, ``scheduler``, ``workers``,
+    ``progress``, ``figures``).  The sweep writes its outputs to ``out`` as it goes (so
+    that an interrupted sweep can resume) and returns them.
+    """
+    cfg = config if isinstance(config, SweepConfig) else load_sweep_config(config)
+    return run_sweep(cfg, out, **kwargs)
+
+
+def spec_choice_columns(cfg: SweepConfig) -> list[str]:
+    """Choice columns shown under a specification curve."""
+    return list(CHOICE_COLUMNS) + list(model_keys(cfg))
+
+
+def format_sweep_summary(summary: pd.DataFrame) -> str:
+    """Readable rendering of the sweep summary."""
+    lines = [f"{'indicator':<22}{'specs':>6}{'gate x':>7}{'benefit':>9}{'harm':>7}{'P>0.9':>7}  "
+             f"{'main conclusion':<16}{'holds in':>9}  report"]
+    for _, r in summary.iterrows():
+        def pct(x: float) -> str:
+            return "   -" if x != x else f"{100 * x:4.0f}%"
+
+        lines.append(
+            f"{r.indicator:<22}{int(r.n_fitted):>6}{int(r.n_gate_failed):>7}"
+            f"{pct(r.share_benefit):>9}{pct(r.share_harm):>7}"
+            f"{pct(r.share_prob_benefit_gt_0_9):>7}  {r.main_conclusion:<16}"
+            f"{pct(r.share_main_conclusion):>9}  {r.report_conclusion} "
+            f"({pct(r.share_report_conclusion).strip()} agree)"
+        )
+    lines.append("(gate x: fits that failed the diagnostics gate; benefit/harm: share of "
+                 "specifications whose 95% interval excludes zero in that direction; P>0.9: share "
+                 "with P(benefit) > 0.9)")
+    return "\n".join(lines)
