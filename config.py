@@ -509,6 +509,11 @@ class DiagnosticsConfig:
         ``"did"`` (default: the DiD, and the covariate x treatment effects), ``"all"``
         (also every variance component) or ``"off"``.  The others are reported in
         ``diagnostics.csv`` (``prior_flags``) without failing the gate.
+    loo_wards
+        Also run leave-one-ward-out cross-validation for every fit (one warm refit per
+        ward; ``elpd_loo_wards`` in ``diagnostics.csv``), as ``nbdid fit --loo-wards``
+        does for one fit.  Off by default: it multiplies the sampling time by the
+        number of wards.
     """
 
     max_rhat: float = 1.01
@@ -519,6 +524,7 @@ class DiagnosticsConfig:
     ppc_p_range: tuple[float, float] = (0.01, 0.99)
     prior_sensitivity: float = 0.05
     prior_check: PriorCheck = "did"
+    loo_wards: bool = False
 
     def __post_init__(self) -> None:
         _check_types(self)

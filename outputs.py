@@ -148,10 +148,58 @@ def write_figure(fig: Figure, target: str | os.PathLike[str], **kwargs: Any) -> 
     return target
 
 
-def write_netcdf(idata: Any, target: str | os.PathLike[str]) -> Path:
-    """Write an ArviZ InferenceData (or xarray Dataset) to NetCDF atomically."""
+NETCDF_COMPRESSION: dict[str, Any] = {"zlib": True, "complevel": 4, "shuffle": True}
+"""HDF5 filters of every array :func:`write_netcdf` writes (lossless).  The byte shuffle
+lets zlib drop the all-zero low bytes of draws kept at float32 precision
+(:func:`nbdid.models.sampling.storage_precision`)."""
+
+PREDICTIVE_DRAWS = 1000
+"""Draws of the ``posterior_predictive`` group :func:`write_netcdf` keeps by default
+(thinned evenly along ``draw``; the replicates are recomputable from the posterior)."""
+
+
+def write_netcdf(idata: Any, target: str | os.PathLike[str], *,
+                 predictive_draws: int | None = PREDICTIVE_DRAWS) -> Path:
+    """Write an ArviZ InferenceData (or xarray Dataset) to compressed NetCDF atomically.
+
+    Parameters
+    ----------
+    idata
+        InferenceData (one NetCDF group per ArviZ group, read back with
+        ``arviz.from_netcdf``) or an xarray Dataset.
+    target
+        File written (replaced atomically).
+    predictive_draws
+        Keep at most this many chain x draw replicates of ``posterior_predictive``
+        (every k-th draw of each chain); ``None`` keeps all and ``0`` drops the group.
+    """
+    import xarray as xr
+
+    def encoding(ds: Any) -> dict[str, dict[str, Any]]:
+        return {name: dict(NETCDF_COMPRESSION) for name, v in ds.data_vars.items()
+                if v.ndim > 0 and v.dtype.kind in "biuf"}
+
     with atomic_path(target) as tmp:
-        idata.to_netcdf(str(tmp), engine="h5netcdf")
+        if isinstance(idata, xr.Dataset):
+            idata.to_netcdf(str(tmp), engine="h5netcdf", encoding=encoding(idata))
+            return Path(target)
+        mode = "w"
+        attrs = getattr(idata, "attrs", None)
+        if attrs:
+            xr.Dataset(attrs=dict(attrs)).to_netcdf(str(tmp), mode=mode, engine="h5netcdf")
+            mode = "a"
+        for group in idata.groups():
+            ds = idata[group]
+            if group == "posterior_predictive" and predictive_draws is not None:
+                if predictive_draws <= 0:
+                    continue
+                n = int(ds.sizes.get("chain", 1)) * int(ds.sizes.get("draw", 1))
+                step = -(-n // predictive_draws)
+                if step > 1 and "draw" in ds.dims:
+                    ds = ds.isel(draw=slice(None, None, step))
+            ds.to_netcdf(str(tmp), mode=mode, group=group, engine="h5netcdf",
+                         encoding=encoding(ds))
+            mode = "a"
     return Path(target)
 
 

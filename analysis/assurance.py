@@ -72,12 +72,15 @@ METHOD_NAMES: dict[str, str] = {
 }
 
 HET_COLUMNS: tuple[str, ...] = (
-    "sigma_ward", "sigma_change", "sigma_pair", "sigma_wp", "intercept", "period_change",
-    "group_diff",
+    "sigma_ward", "sigma_change", "sigma_change_nbi", "sigma_pair", "sigma_wp", "intercept",
+    "period_change", "group_diff",
 )
-"""Parameters of one heterogeneity draw (link scale)."""
+"""Parameters of one heterogeneity draw (link scale).  ``sigma_change`` is the SD of
+ward-specific change of the benchmark wards (of every ward when the model had one SD),
+``sigma_change_nbi`` that of the NBI wards."""
 
-SD_COLUMNS: tuple[str, ...] = ("sigma_ward", "sigma_change", "sigma_pair", "sigma_wp")
+SD_COLUMNS: tuple[str, ...] = ("sigma_ward", "sigma_change", "sigma_change_nbi", "sigma_pair",
+                               "sigma_wp")
 
 TASK_OBS = 1500
 """Ward-period observations simulated per task (tasks of equal cost: one simulation of
@@ -101,7 +104,8 @@ class Heterogeneity:
         Indicator key and family name.
     draws
         One row per draw of :data:`HET_COLUMNS` (link scale): the SDs of ward levels
-        within sets (``sigma_ward``), of ward-specific change (``sigma_change``), of
+        within sets (``sigma_ward``), of ward-specific change of benchmark and NBI
+        wards (``sigma_change``, ``sigma_change_nbi``; equal when the source has one), of
         set levels (``sigma_pair``) and of ward x period noise (``sigma_wp``), the
         benchmark group's baseline (``intercept``), the common change per period step
         (``period_change``) and the NBI-benchmark level difference (``group_diff``).
@@ -153,14 +157,31 @@ class Heterogeneity:
         """One line: the source and the SD of ward changes (median and 90% interval)."""
         return f"{self.indicator}: {self.sentence()}"
 
+    @property
+    def group_specific(self) -> bool:
+        """Whether NBI and benchmark wards have SDs of change of their own."""
+        d = self.draws
+        return not np.allclose(d["sigma_change"].to_numpy(float), d["sigma_change_nbi"].to_numpy(float))
+
     def sentence(self) -> str:
         """The source and the SD of ward changes, without the indicator's key."""
         s = self.summary()
         syn = " [SYNTHETIC DATA]" if self.synthetic else ""
-        spread = (f"SD of ward change (link scale) median {s['sigma_change_median']:.3g}, 90% "
-                  f"[{s['sigma_change_q5']:.3g}, {s['sigma_change_q95']:.3g}] over {self.n_draws:,} draws"
-                  if self.n_draws > 1 else "fixed values, no uncertainty integrated over")
-        return f"{self.description}; {spread}{syn}"
+
+        def spread(col: str) -> str:
+            return (f"median {s[f'{col}_median']:.3g}, 90% [{s[f'{col}_q5']:.3g}, "
+                    f"{s[f'{col}_q95']:.3g}]")
+
+        if self.group_specific:
+            sd = (f"SD of ward change (link scale) in benchmark wards {spread('sigma_change')}, in "
+                  f"NBI wards {spread('sigma_change_nbi')}")
+        else:
+            sd = f"SD of ward change (link scale) {spread('sigma_change')}"
+        how = (f"{sd} over {self.n_draws:,} draws" if self.n_draws > 1
+               else f"SD of ward change {s['sigma_change_median']:.3g}"
+               + (f" (NBI wards {s['sigma_change_nbi_median']:.3g})" if self.group_specific else "")
+               + ", fixed values, no uncertainty integrated over")
+        return f"{self.description}; {how}{syn}"
 
     def typical_level(self, post_steps: int = 1) -> float:
         """The NBI group's typical post-period value in the indicator's own unit
@@ -198,6 +219,7 @@ def heterogeneity_from_posterior(
     source: Source = "run",
     description: str = "",
     synthetic: bool | None = None,
+    change_sd: Literal["pooled", "groups"] = "pooled",
 ) -> Heterogeneity:
     """Heterogeneity draws from a fitted model's posterior.
 
@@ -206,8 +228,8 @@ def heterogeneity_from_posterior(
     posterior
         ``idata.posterior`` of a fit (:func:`nbdid.workflow.fit.fit`, or a saved
         ``KEY.nc``), with ``sigma_ward``, ``sigma_change`` (or one per group,
-        ``sigma_change_nbi`` and ``sigma_change_benchmark``, whose root mean square is
-        used: the next study's groups are assumed alike), ``sigma_pair``,
+        ``sigma_change_nbi`` and ``sigma_change_benchmark``, the model's default: see
+        ``change_sd``), ``sigma_pair``,
         ``intercept``, ``period_effect``, ``group_effect`` and, when the model had one,
         ``sigma_od`` or ``sigma_wp`` (taken as the ward x period SD: both are the
         coefficient of variation of observation-level noise).  Components the model
@@ -219,23 +241,40 @@ def heterogeneity_from_posterior(
         Where the posterior came from.
     synthetic
         Whether the fitted panel was synthetic (default: ``design.synthetic``).
+    change_sd
+        With one SD of change per group: ``"pooled"`` (default) gives the wards of both
+        simulated groups, draw by draw, the root mean square of the two SDs, so that
+        "no effect" means NBI and benchmark wards alike; ``"groups"`` keeps each
+        group's own SD.  A different spread of change in the NBI group is itself a
+        difference between the groups: on the ratio scale it moves the pooled rates
+        (``E[exp(change)] = exp(sd^2 / 2)``), so with ``"groups"`` the report's rule
+        and the marginal frequentist estimates see an "effect" even at a zero DiD.
 
     Returns
     -------
     Heterogeneity
     """
+    if change_sd not in ("pooled", "groups"):
+        raise InputError(f"change_sd must be 'pooled' or 'groups', not {change_sd!r}")
     n = int(np.prod(posterior["intercept"].shape))
     pe = np.asarray(posterior["period_effect"].values, dtype=float).reshape(n, -1)
     steps = max(pe.shape[1] - 1, 1)
     od = "sigma_od" if "sigma_od" in posterior else "sigma_wp"
-    if "sigma_change_nbi" in posterior:  # one SD per group: their root mean square
-        change = np.sqrt(0.5 * (_var(posterior, "sigma_change_nbi", n) ** 2
-                                + _var(posterior, "sigma_change_benchmark", n) ** 2))
+    note = ""
+    if "sigma_change_nbi" in posterior:  # one SD per group, drawn jointly
+        change = _var(posterior, "sigma_change_benchmark", n)
+        change_nbi = _var(posterior, "sigma_change_nbi", n)
+        if change_sd == "pooled":
+            change = change_nbi = np.sqrt(0.5 * (change**2 + change_nbi**2))
+            note = (f" (SD of ward change: the root mean square of the fitted benchmark and NBI "
+                    f"groups' SDs, medians {np.median(_var(posterior, 'sigma_change_benchmark', n)):.3g}"
+                    f" and {np.median(_var(posterior, 'sigma_change_nbi', n)):.3g}, draw by draw)")
     else:
-        change = _var(posterior, "sigma_change", n)
+        change = change_nbi = _var(posterior, "sigma_change", n)
     draws = pd.DataFrame({
         "sigma_ward": _var(posterior, "sigma_ward", n),
         "sigma_change": change,
+        "sigma_change_nbi": change_nbi,
         "sigma_pair": _var(posterior, "sigma_pair", n),
         "sigma_wp": _var(posterior, od, n),
         "intercept": _var(posterior, "intercept", n),
@@ -253,7 +292,7 @@ def heterogeneity_from_posterior(
         mean_tx = float(n_tx.mean())
     return Heterogeneity(
         indicator=design.indicator, family=fam.name, draws=draws, exposures=exposures,
-        source=source, description=description or f"posterior of a fit of {design.indicator}",
+        source=source, description=(description or f"posterior of a fit of {design.indicator}") + note,
         synthetic=design.synthetic if synthetic is None else bool(synthetic),
         price_sd_within=sd_within, mean_transactions=mean_tx,
     )
@@ -333,7 +372,8 @@ def heterogeneity_from_tipping(key: str, *, n_draws: int = 4000, seed: int = 202
     rng.shuffle(tau)
     sw, sp = _level_sds(ind.family)
     draws = pd.DataFrame({
-        "sigma_ward": sw, "sigma_change": tau, "sigma_pair": sp, "sigma_wp": 0.0,
+        "sigma_ward": sw, "sigma_change": tau, "sigma_change_nbi": tau, "sigma_pair": sp,
+        "sigma_wp": 0.0,
         "intercept": base["intercept"], "period_change": base["period_change"],
         "group_diff": base["group_diff"],
     })
@@ -350,13 +390,17 @@ def heterogeneity_given(
     sigma_ward: float | None = None,
     sigma_pair: float | None = None,
     sigma_wp: float = 0.0,
+    sigma_change_nbi: float | None = None,
 ) -> Heterogeneity:
     """Heterogeneity given as fixed values (one draw: no uncertainty is integrated over).
 
     Baselines and ward sizes are those the report's published numbers imply; SDs of
     ward and set levels not given come from :class:`nbdid.config.GeneratorConfig`.
+    ``sigma_change_nbi`` gives the NBI wards an SD of change of their own (default:
+    ``sigma_change``, as for the benchmark wards).
     """
-    for name, v in (("sigma_change", sigma_change), ("sigma_ward", sigma_ward),
+    for name, v in (("sigma_change", sigma_change), ("sigma_change_nbi", sigma_change_nbi),
+                    ("sigma_ward", sigma_ward),
                     ("sigma_pair", sigma_pair), ("sigma_wp", sigma_wp)):
         if v is not None and not (0 <= v <= 5):
             raise InputError(f"{name} must be between 0 and 5 (an SD on the link scale), not {v}")
@@ -365,11 +409,13 @@ def heterogeneity_given(
     sw, sp = _level_sds(ind.family)
     draws = pd.DataFrame([{
         "sigma_ward": sw if sigma_ward is None else sigma_ward, "sigma_change": sigma_change,
+        "sigma_change_nbi": sigma_change if sigma_change_nbi is None else sigma_change_nbi,
         "sigma_pair": sp if sigma_pair is None else sigma_pair, "sigma_wp": sigma_wp,
         "intercept": base["intercept"], "period_change": base["period_change"],
         "group_diff": base["group_diff"],
     }])
     desc = (f"given: SD of ward change {sigma_change:g}"
+            + ("" if sigma_change_nbi is None else f" (NBI wards {sigma_change_nbi:g})")
             + ("" if sigma_ward is None else f", ward SD {sigma_ward:g}")
             + ("" if sigma_pair is None else f", set SD {sigma_pair:g}")
             + (f", ward x period SD {sigma_wp:g}" if sigma_wp else "")

@@ -61,10 +61,11 @@ def compare(summaries: dict[str, pd.DataFrame], *, values: pd.DataFrame | None =
     Returns
     -------
     pandas.DataFrame
-        One row per indicator with :data:`COMPARISON_COLUMNS` (plus ``baseline``,
-        ``synthetic`` and ``notice`` when the summaries carry them).  ``agree`` is true
-        when the report and the posterior give the same verdict: both call the
-        difference significant in the same direction, or neither does.
+        One row per indicator with :data:`COMPARISON_COLUMNS` plus ``baseline`` and,
+        when the summaries carry them, ``prior_gate`` (the gate's prior-sensitivity
+        reasons; empty when the prior check passed), ``synthetic`` and ``notice``.
+        ``agree`` is true when the report and the posterior give the same verdict:
+        both call the difference significant in the same direction, or neither does.
     """
     rep = report_did_table(values).set_index("indicator")
     rows = []
@@ -109,7 +110,7 @@ def compare(summaries: dict[str, pd.DataFrame], *, values: pd.DataFrame | None =
             "gate": gate,
             "baseline": r.baseline,
         }
-        for extra in ("synthetic", "notice"):
+        for extra in ("prior_gate", "synthetic", "notice"):
             if extra in summ:
                 row[extra] = summ[extra].iloc[0]
         rows.append(row)

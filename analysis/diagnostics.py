@@ -28,6 +28,12 @@ def _checked_vars(idata) -> list[str]:
         v for v in post.data_vars
         if v not in _SKIP and v != "wp_effect" and not str(v).endswith("__")
     ]
+    # the sampler records the free parameters (nbdid.models.sampling): check those and
+    # the DiD once, not every deterministic re-expression of the same ward effects
+    free = str(post.attrs.get("nbdid_free_vars", ""))
+    if free:
+        keep = set(free.split(",")) | {"did"}
+        names = [v for v in names if v in keep]
     return names
 
 
@@ -233,7 +239,9 @@ def diagnose(idata, design: Design, config=None, *, priors=None) -> pd.DataFrame
         with a ``log_likelihood`` group the PSIS-LOO columns of :func:`loo_summary`;
         with priors ``did_prior_sensitivity, did_likelihood_sensitivity, did_sd_ratio``,
         ``prior_flags`` (every prior-dominated or conflicted quantity, gate-failing or
-        not) and one ``psens_<quantity>`` column per quantity
+        not), ``prior_gate`` (the prior reasons among ``reasons``, empty when the prior
+        check passes: the mark tables and figures show) and one ``psens_<quantity>``
+        column per quantity
         (``"<prior sensitivity>/<likelihood sensitivity>"``).
     """
     import arviz as az
@@ -294,10 +302,13 @@ def diagnose(idata, design: Design, config=None, *, priors=None) -> pd.DataFrame
         gating = flagged if cfg.prior_check == "all" else (
             flagged[flagged["variable"].isin(["did", "beta_mod"])] if cfg.prior_check == "did"
             else flagged.iloc[0:0])
+        prior_reasons = []
         for r in gating.itertuples():
             what = "prior dominates" if r.diagnosis == "prior-dominated" else "prior-data conflict for"
-            reasons.append(f"{what} {r.quantity} (prior {r.prior}, sensitivity {r.prior_sensitivity:.2f}"
-                           f"/{r.likelihood_sensitivity:.2f})")
+            prior_reasons.append(f"{what} {r.quantity} (prior {r.prior}, sensitivity "
+                                 f"{r.prior_sensitivity:.2f}/{r.likelihood_sensitivity:.2f})")
+        reasons += prior_reasons
+        extra["prior_gate"] = "; ".join(prior_reasons)
     passed = not reasons
     row = {
         "indicator": design.indicator,

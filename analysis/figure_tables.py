@@ -46,7 +46,8 @@ def forest_table(comparison: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         The columns of ``forest_data`` plus ``conclusion`` (the posterior: its 95%
         interval excludes zero in the direction of benefit / harm, else ``unclear``),
-        ``report_conclusion`` (the report's overlap rule, same words) and ``gate``.
+        ``report_conclusion`` (the report's overlap rule, same words), ``gate`` and,
+        when the comparison has it, ``prior_gate`` (prior-sensitivity reasons of the gate).
     """
     out = forest_data(comparison)
     out["conclusion"] = [verdict(s, b) for s, b in zip(
@@ -54,6 +55,8 @@ def forest_table(comparison: pd.DataFrame) -> pd.DataFrame:
     out["report_conclusion"] = [verdict(s, b) for s, b in zip(
         comparison["report_significant"], comparison["report_better"], strict=True)]
     out["gate"] = comparison["gate"].astype(str).to_numpy() if "gate" in comparison else "unknown"
+    if "prior_gate" in comparison:  # the prior decided the DiD: marked in the figure
+        out["prior_gate"] = comparison["prior_gate"].fillna("").astype(str).to_numpy()
     return out
 
 

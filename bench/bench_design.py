@@ -12,7 +12,10 @@ Two measurements, chosen with the options (both by default):
     simulated study (simulation + frequentist twin + refit, and the refit alone).
     From these it projects the target job -- 200 simulations x 4 sizes (29, 75, 150,
     350) x 7 indicators -- on this machine: per-study times x 200 x 7 / workers, plus
-    one compilation per indicator and size.  Target: under 60 minutes.
+    one compilation per indicator and size.  Sizes not measured are extrapolated with
+    a line in the number of areas through the measured ones (a scaled-down run, e.g.
+    ``--sims 20 --areas 29,75 --indicators crime,burglary``, is enough for a
+    projection).  Target: under 60 minutes.
 
 ``--check``
     Are cheap sampler settings good enough?  Simulates ``--check-sims`` crime studies at
@@ -67,13 +70,40 @@ def timing(args: argparse.Namespace) -> None:
         res = design(cfg, tmp, workers=args.workers, progress=True, bootstrap=50)
         wall = time.perf_counter() - t0
     print(f"[time] wall {wall:.0f} s (simulations {res.info['simulation_seconds']:.0f} s); {load()}")
-    s = res.simulations
+    print(f"[time] {res.info['bayes_fits']:,} Bayesian refits, {res.info['tasks']} tasks")
+    project(res.simulations, areas, keys, args.workers, wall, args.sims)
+
+
+def from_simulations(args: argparse.Namespace) -> None:
+    """The projection from the ``simulations.csv`` of an earlier ``nbdid design`` run."""
+    s = pd.read_csv(args.from_sims)
+    areas = tuple(int(a) for a in sorted(s["areas"].unique()))
+    keys = tuple(dict.fromkeys(s["indicator"]))
+    sims = int(s["sim"].max()) + 1
+    wall = float("nan")
+    if args.wall:
+        wall = float(args.wall)
+    print(f"[time] from {args.from_sims}: {len(keys)} indicator(s) x sizes {areas} x {sims} "
+          f"simulations, assumed {args.workers} workers; {load()} now (not during that run)")
+    project(s, areas, keys, args.workers, wall, sims)
+
+
+def project(s: pd.DataFrame, areas: tuple[int, ...], keys: tuple[str, ...], workers: int,
+            wall: float, sims: int) -> None:
+    """Per-size study and refit times of ``s`` (simulations.csv rows), and the projection
+    of the target job."""
     bayes = s[np.isfinite(s["prob_benefit"])]
     # a worker's first refit of a structure includes its compilation
     first = bayes.groupby(["indicator", "areas"])["fit_seconds"].transform("max")
     compiles = bayes[bayes["fit_seconds"] == first]
     warm = bayes[bayes["fit_seconds"] != first]
     per_study = s.groupby(["indicator", "areas", "sim"])["seconds"].sum().reset_index()
+    # studies whose refit compiled the model are not typical (unless nothing else is left)
+    key = ["indicator", "areas", "sim"]
+    compiled = per_study.merge(compiles[key].drop_duplicates(), on=key, how="left", indicator=True)
+    typical = per_study[(compiled["_merge"] == "left_only").to_numpy()]
+    if typical["areas"].nunique() == per_study["areas"].nunique():
+        per_study = typical
     rows = []
     for a in areas:
         ps = per_study[per_study["areas"] == a]["seconds"]
@@ -83,15 +113,47 @@ def timing(args: argparse.Namespace) -> None:
     t = pd.DataFrame(rows)
     print(t.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     print("  study_s: one simulated study at both effects (simulate, 4 frequentist methods each, one "
-          "refit); refit_s: a warm refit; compile_s: a worker's first refit (with compilation)")
-    if set(TARGET_AREAS) <= set(areas):
-        t = t[t["areas"].isin(TARGET_AREAS)]
-        study = float(t["study_s"].sum()) * TARGET_SIMS * TARGET_INDICATORS / args.workers
-        compile_ = float(t["compile_s"].mean()) * len(TARGET_AREAS) * TARGET_INDICATORS / args.workers
-        total = (study + compile_) / 60
-        print(f"[time] projected {TARGET_SIMS} sims x {len(TARGET_AREAS)} sizes x {TARGET_INDICATORS} "
-              f"indicators on {args.workers} workers: {total:.0f} min ({study / 60:.0f} min of studies "
-              f"+ {compile_ / 60:.0f} min of compilation; target < 60 min) at this load")
+          "refit; studies with a compilation left out); refit_s: a warm refit; compile_s: a worker's first refit (with compilation)")
+    study_at, how = per_study_seconds(t)
+    per_indicator = float(sum(study_at(a) for a in TARGET_AREAS))
+    workers = max(workers, 1)
+    study = per_indicator * TARGET_SIMS * TARGET_INDICATORS / workers
+    compile_ = float(np.nanmean(t["compile_s"])) * len(TARGET_AREAS) * TARGET_INDICATORS / workers
+    total = (study + compile_) / 60
+    print(f"[time] per-study seconds at the target sizes ({how}): "
+          + ", ".join(f"{a}: {study_at(a):.2f}" for a in TARGET_AREAS))
+    print(f"[time] projected {TARGET_SIMS} sims x {len(TARGET_AREAS)} sizes x {TARGET_INDICATORS} "
+          f"indicators on {workers} workers: {total:.0f} min ({study / 60:.0f} min of studies "
+          f"+ {compile_ / 60:.0f} min of compilation; target < 60 min) at this load "
+          f"(measured on {', '.join(keys)}; other indicators assumed alike)")
+    print(f"[time] measured wall x scale-up: {wall / 60:.1f} min x "
+          f"{TARGET_SIMS * TARGET_INDICATORS * per_indicator / max(sims * len(keys) * float(sum(study_at(a) for a in areas)), 1e-9):.1f}"
+          " (the scale-up ignores compilation, which does not grow with the number of studies)")
+
+
+def per_study_seconds(t: pd.DataFrame):
+    """Seconds of one simulated study as a function of the number of matched sets.
+
+    Measured sizes are used as they are; other sizes come from a least-squares line
+    ``a + b * areas`` through the measured ones (cost grows with the panel's rows), or
+    proportional scaling from a single measured size.
+    """
+    x = t["areas"].to_numpy(float)
+    y = t["study_s"].to_numpy(float)
+    measured = dict(zip(x.astype(int), y, strict=True))
+    if len(x) >= 2:
+        b, a = np.polyfit(x, y, 1)
+        b = max(b, 0.0)
+        a = float(np.mean(y - b * x))
+        how = f"measured at {sorted(measured)}, others from a + b*areas, a={a:.2f} s, b={b:.4f} s"
+    else:
+        a, b = 0.0, float(y[0] / x[0])
+        how = f"measured at {int(x[0])} only, others proportional to areas"
+
+    def at(areas: int) -> float:
+        return float(measured.get(areas, max(a + b * areas, 0.0)))
+
+    return at, how
 
 
 def _sampler(text: str):
@@ -178,11 +240,17 @@ def main() -> int:
     p.add_argument("--areas", default="29,75,150,350")
     p.add_argument("--indicators", default="crime")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--from-sims", metavar="CSV",
+                   help="no run: project from the simulations.csv of an earlier nbdid design")
+    p.add_argument("--wall", type=float, metavar="S", help="with --from-sims: that run's wall seconds")
     p.add_argument("--check-sims", type=int, default=100)
     p.add_argument("--check-areas", type=int, default=29)
     p.add_argument("--check-samplers", default="400/300,200/200",
                    help="sampler settings to compare with the reference: CHAINSxDRAWS/TUNE, ...")
     args = p.parse_args()
+    if args.from_sims:
+        from_simulations(args)
+        return 0
     both = not (args.time or args.check)
     if args.time or both:
         timing(args)

@@ -28,14 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fit the Bayesian DiD model of one indicator",
         description=(
             "Fit the hierarchical Bayesian difference-in-differences model of one indicator "
-            "of a ward panel; writes OUT/KEY.nc (posterior) and OUT/summary.csv."
+            "of a ward panel; writes OUT/KEY.nc (posterior) and OUT/summary.csv. Count "
+            "and rate indicators report the DiD under multiplicative parallel trends (did; "
+            "the log/logit link) and under additive ones (did_additive, natural scale). "
+            "Which model terms the panel can identify is decided from it and printed."
         ),
     )
     p.add_argument("--data", required=True, metavar="PANEL.csv", help="tidy ward panel (CSV)")
     p.add_argument("--indicator", required=True, metavar="KEY", help="indicator key to fit")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--family", choices=FAMILY_CHOICES,
-                   help="likelihood family (required for keys not in the registry)")
+                   help="likelihood family (required for keys not in the registry); "
+                        "gaussian: a continuous outcome in column value (optional n, and sd = a "
+                        "known SD of each value), DiD in the outcome's units")
     p.add_argument("--no-pairs", action="store_true", help="no matched-pair effects")
     p.add_argument("--event-study", action="store_true",
                    help="one treatment effect per period (panels with > 2 periods)")
@@ -60,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="no ward-specific change after the initiative")
     p.add_argument("--loo-wards", action="store_true",
                    help="also run leave-one-ward-out cross-validation (one warm refit per "
-                        "ward; writes OUT/KEY_loo_wards.csv)")
+                        "ward; writes OUT/KEY_loo_wards.csv; or [diagnostics] loo_wards = true)")
     p.add_argument("--config", metavar="FILE", help="TOML config file (see 'nbdid config')")
     p.add_argument("--draws", type=int, metavar="N", help="posterior draws per chain")
     p.add_argument("--tune", type=int, metavar="N", help="warm-up iterations per chain")
@@ -89,6 +94,8 @@ def fit_config(args: argparse.Namespace) -> RunConfig:
         model = dataclasses.replace(model, group_change_sd=False)
     if args.no_ward_change:
         model = dataclasses.replace(model, ward_change=False)
+    if args.loo_wards:
+        cfg = dataclasses.replace(cfg, diagnostics=dataclasses.replace(cfg.diagnostics, loo_wards=True))
     priors = {k: str(v) for k, v in model.priors.given().items()}
     for item in args.prior:
         key, sep, spec = item.partition("=")
@@ -114,6 +121,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
         raise InputError(f"indicator key '{key}' may only contain letters, digits, _ . -")
     cfg = fit_config(args)
+    lowo = cfg.diagnostics.loo_wards  # --loo-wards or [diagnostics] loo_wards = true
     choice = resolve_family(key, args.family)
     quiet = args.quiet
 
@@ -126,13 +134,13 @@ def run_fit(args: argparse.Namespace) -> int:
     from nbdid.workflow.fit import fit, fit_outputs, save_fit
 
     # results already in --out are refused before anything else (nothing is created)
-    check_out_dir(args.out, fit_outputs(key, loo_wards=args.loo_wards), force=args.force)
+    check_out_dir(args.out, fit_outputs(key, loo_wards=lowo), force=args.force)
     say(f"reading {args.data}")
     # the panel next: a bad panel leaves no output folder behind
     panel = read_panel(args.data, families={key: choice.name}, covariates=cfg.model.covariates,
                        bounds=cfg.bounds)
     # one writer per folder; unfinished until both files are written
-    with open_out_dir(args.out, fit_outputs(key, loo_wards=args.loo_wards), force=args.force,
+    with open_out_dir(args.out, fit_outputs(key, loo_wards=lowo), force=args.force,
                       command="fit") as session:
         out = session.folder
         if session.previous is not None:
@@ -141,13 +149,12 @@ def run_fit(args: argparse.Namespace) -> int:
         say(f"fitting {key} ({args.family or choice.name}, {cfg.sampler.backend}, "
             f"{cfg.sampler.chains} chains x {cfg.sampler.draws} draws)")
         res = fit(panel, key, config=cfg, family=args.family,
-                  lower_is_better=args.lower_is_better, validate=False, quiet=quiet,
-                  loo_wards=args.loo_wards)
+                  lower_is_better=args.lower_is_better, validate=False, quiet=quiet)
         save_fit(res, out, force=args.force)
     # printed whatever --quiet says: the structure the panel allowed, the priors and
     # every diagnostic flag belong with the numbers
     print(res.text())
-    say(f"wrote {', '.join(str(out / f) for f in fit_outputs(key, loo_wards=args.loo_wards))}; "
+    say(f"wrote {', '.join(str(out / f) for f in fit_outputs(key, loo_wards=lowo))}; "
         f"diagnostics: {res.gate}")
     if res.synthetic:
         say("note: the data are SYNTHETIC (see the 'notice' column)")

@@ -164,6 +164,14 @@ def check_did(panel: pd.DataFrame, indicator: str, *, pair_effects: bool = False
         )
     if df.duplicated(["ward", "period"]).any():
         raise DesignError(f"{indicator}: duplicate ward-period rows")
+    seen = df.groupby("group")["post"].agg(["min", "max"])
+    for g in GROUPS:  # each group before and after, or the DiD is not identified
+        if int(seen.loc[g, "max"]) == 0 or int(seen.loc[g, "min"]) == 1:
+            when = "after (post 1)" if int(seen.loc[g, "max"]) == 0 else "before (post 0)"
+            raise DesignError(
+                f"{indicator}: no {g} ward is observed {when} the initiative; a "
+                "difference-in-differences needs both groups before and after"
+            )
     if "period_label" in df.columns:
         labels = df.groupby("period")["period_label"].first().reindex(periods).astype(str).tolist()
     else:

@@ -73,8 +73,10 @@ def plot_forest(data: pd.DataFrame, *, ax: Axes | list[Axes] | None = None,
         (posterior DiD mean and 95% interval, indicator unit), ``report_estimate,
         report_lower, report_upper``, ``prob_benefit`` and ``gate_passed``; optional
         ``conclusion`` and ``report_conclusion`` (``benefit``/``harm``/``unclear``, see
-        :func:`nbdid.analysis.figure_tables.forest_table`), ``gate`` (the gate text)
-        and ``synthetic``.
+        :func:`nbdid.analysis.figure_tables.forest_table`), ``gate`` (the gate text),
+        ``prior_gate`` (the gate's prior-sensitivity reasons: a panel whose DiD the prior
+        decided, or with which it conflicts, says "PRIOR CHECK FAILED" first) and
+        ``synthetic``.
     ax
         One Axes per indicator (or a single Axes when ``data`` has one row); a new
         double-column figure when ``None``.
@@ -136,7 +138,14 @@ def plot_forest(data: pd.DataFrame, *, ax: Axes | list[Axes] | None = None,
         title = indicator_label(str(r.indicator), fallback_unit=str(r.unit))
         if not passed:
             note = failed_note(r.get("gate")) if "gate" in d.columns else ""
-            title += "  —  DIAGNOSTICS FAILED" + (f" ({note.split(': ', 1)[-1]})" if note else "")
+            note = note.split(": ", 1)[-1] if note else ""
+            prior = str(r.get("prior_gate") or "") if "prior_gate" in d.columns else ""
+            if prior and prior != "nan":  # the prior's reasons first: titles are cut at the edge
+                rest = "; ".join(x for x in note.split("; ") if x and x not in prior.split("; "))
+                title += "  —  PRIOR CHECK FAILED (" + prior + (
+                    f"; {rest}" if rest else "") + ")"
+            else:
+                title += "  —  DIAGNOSTICS FAILED" + (f" ({note})" if note else "")
         a.set_title(title, fontsize=8, loc="left", fontweight="bold")
     if ax is None:
         axes[-1].set_xlabel("difference in change, NBI minus benchmark (each panel in its "

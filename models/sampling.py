@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from nbdid.errors import ModelError
+from nbdid.models.compile_cache import persistent_compile
 from nbdid.models.design import Design, model_data, resolve_model_config
 from nbdid.models.model import build_model
+from nbdid.models.progress import animated, compiling
 from nbdid.runtime import interruption, signals_seen
 
 
@@ -78,13 +80,20 @@ class CompiledModelCache:
     Attributes
     ----------
     compile_count
-        Number of nutpie compilations done by this cache (for tests and benchmarks).
+        Number of nutpie compilations done by this cache (for tests and benchmarks),
+        whether compiled afresh or loaded from the disk cache.
     quiet
         Suppress progress lines on stderr.
+    last_timing
+        Of the last :meth:`sample`: ``compile_seconds`` (building and compiling the
+        model; 0 when this cache held it), ``sampling_seconds`` (the sampler alone),
+        ``compiled`` (``"memory"``, ``"disk"``: nutpie's callbacks loaded from the
+        persistent cache of :mod:`nbdid.models.compile_cache`, or ``"fresh"``).
     """
 
     compile_count: int = 0
     quiet: bool = True
+    last_timing: dict = field(default_factory=dict, repr=False)
     _entries: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -133,37 +142,54 @@ class CompiledModelCache:
         """
         # the PyMC graph gets the new data too: nutpie draws its initial points from it,
         # and skipping this (0.6 s) made a refit differ from a fresh fit with the same seed
+        t_build = time.perf_counter()
+        new = structure_key(design, resolve_model_config(design, model_cfg)) not in self._entries
         entry, key = self.model_for(design, model_cfg)
-        t0 = time.perf_counter()
+        timing = {"compile_seconds": time.perf_counter() - t_build if new else 0.0,
+                  "sampling_seconds": 0.0, "compiled": "memory"}
+        self.last_timing = timing
         if sampler_cfg.backend == "nutpie":
-            idata = self._sample_nutpie(entry, design, sampler_cfg)
+            idata = self._sample_nutpie(entry, design, sampler_cfg, key=key, timing=timing)
         elif sampler_cfg.backend == "pymc":
+            t0 = time.perf_counter()
             idata = self._sample_pymc(entry, sampler_cfg)
+            timing["sampling_seconds"] = time.perf_counter() - t0
         else:
             raise ModelError(f"unknown backend '{sampler_cfg.backend}' (use nutpie or pymc)")
         check_complete(idata, sampler_cfg)
+        idata = _without_transformed(idata)
+        storage_precision(idata, groups=("posterior", "sample_stats"))
+        how = {"memory": "", "disk": f"; compiled in {timing['compile_seconds']:.1f} s from the disk cache",
+               "fresh": f"; compiled in {timing['compile_seconds']:.1f} s"}.get(timing["compiled"], "")
         _log(
             f"{design.indicator}: sampled {sampler_cfg.chains} x {sampler_cfg.draws} draws "
-            f"in {time.perf_counter() - t0:.1f} s ({sampler_cfg.backend})",
+            f"in {timing['sampling_seconds']:.1f} s ({sampler_cfg.backend}{how})",
             self.quiet,
         )
-        return relabel(idata, design)
+        out = relabel(idata, design)
+        out.posterior.attrs["nbdid_free_vars"] = ",".join(_free_names(entry.model, out.posterior))
+        return out
 
     refit = sample
 
-    def _sample_nutpie(self, entry: _Entry, design: Design, cfg) -> Any:
+    def _sample_nutpie(self, entry: _Entry, design: Design, cfg, *, key: tuple = (),
+                       timing: dict | None = None) -> Any:
         import nutpie
 
+        timing = timing if timing is not None else {}
         data = entry.data
         if entry.compiled is None:
             t0 = time.perf_counter()
-            _log(f"{design.indicator}: compiling the {design.family.name} model (once)", self.quiet)
-            entry.compiled = nutpie.compile_pymc_model(entry.model)
+            with compiling(f"{design.indicator}: compiling the {design.family.name} model",
+                           quiet=self.quiet), persistent_compile(repr(key)) as disk:
+                entry.compiled = nutpie.compile_pymc_model(entry.model, **disk["kwargs"])
             self.compile_count += 1
             # a compile leaves ~0.4 s of cyclic garbage (PyTensor graphs); collect it
             # here, with the compile, instead of in the middle of the next refit
             gc.collect()
-            _log(f"compiled in {time.perf_counter() - t0:.1f} s", self.quiet)
+            timing["compile_seconds"] = timing.get("compile_seconds", 0.0) + time.perf_counter() - t0
+            timing["compiled"] = "disk" if disk["hits"] and not disk["misses"] else "fresh"
+        t_sample = time.perf_counter()
         # containers the model's log density does not use (e.g. ``post`` in an
         # event study) are not part of the compiled model
         shared = entry.compiled.shared_data
@@ -180,7 +206,8 @@ class CompiledModelCache:
             seed=cfg.seed,
             target_accept=cfg.target_accept,
             save_warmup=False,
-            progress_bar=False,
+            # nutpie's bar (draws per chain) in a terminal only
+            progress_bar=animated(self.quiet),
             blocking=False,
         )
         try:
@@ -188,6 +215,8 @@ class CompiledModelCache:
         except BaseException:
             sampler.cancel()
             raise
+        finally:
+            timing["sampling_seconds"] = time.perf_counter() - t_sample
 
     def _sample_pymc(self, entry: _Entry, cfg) -> Any:
         import pymc as pm
@@ -234,6 +263,58 @@ def check_complete(idata: Any, sampler_cfg) -> None:
             f"sampling stopped early: {chains} chain(s) x {draws} draws of "
             f"{sampler_cfg.chains} x {sampler_cfg.draws}; nothing was saved"
         )
+
+
+def storage_precision(idata: Any, groups: tuple[str, ...] | None = None) -> Any:
+    """Round the float64 draws of ``groups`` (all when ``None``) to float32 precision, in place.
+
+    The arrays stay float64, so every table is computed from exactly the numbers the
+    saved NetCDF holds (its byte shuffle and zlib store the zeroed low bytes for
+    nothing, :func:`nbdid.outputs.write_netcdf`): about 7 significant digits, far below
+    the Monte Carlo error of any summary, at half the file size.
+    """
+    for name in idata.groups() if groups is None else groups:
+        if name not in idata.groups():
+            continue
+        ds = idata[name]
+        for var, da in ds.data_vars.items():
+            if da.dtype == np.float64 and {"chain", "draw"} <= set(da.dims):
+                ds[var] = da.copy(data=da.values.astype(np.float32).astype(np.float64))
+    return idata
+
+
+def _free_names(model: Any, posterior: Any) -> list[str]:
+    """The posterior variables of ``model``'s free parameters (a centred ``X_c`` dropped
+    as equal to ``X`` is reported as ``X``)."""
+    out = []
+    for rv in model.free_RVs:
+        name = rv.name
+        if name not in posterior.data_vars and name.endswith("_c") and name[:-2] in posterior.data_vars:
+            name = name[:-2]
+        if name in posterior.data_vars:
+            out.append(name)
+    return out
+
+
+def _without_transformed(idata: Any) -> Any:
+    """Drop nutpie's unconstrained copies (``sigma_log__``) of constrained variables
+    from the posterior, as PyMC's own sampler does, and a centred parameter
+    (``ward_level_c``) equal draw for draw to its named quantity (``ward_level``)."""
+    post = getattr(idata, "posterior", None)
+    if post is None:
+        return idata
+    names = [v for v in post.data_vars if not str(v).endswith("__")]
+    drop = [v for v in post.data_vars
+            if str(v).endswith("__") and any(str(v).startswith(f"{n}_") for n in names)]
+    for v in names:
+        base = str(v)[:-2]
+        if str(v).endswith("_c") and base in post.data_vars \
+                and post[v].dims == post[base].dims \
+                and np.array_equal(post[v].values, post[base].values):
+            drop.append(v)
+    for v in drop:
+        del post[v]
+    return idata
 
 
 def relabel(idata: Any, design: Design) -> Any:

@@ -195,11 +195,47 @@ def test_heterogeneity_from_a_posterior_reads_every_component():
     # a posterior without an observation-level term simulates none
     het2 = asr.heterogeneity_from_posterior(post.drop_vars("sigma_od"), design)
     assert (het2.draws["sigma_wp"] == 0).all()
-    # one SD of change per group: their root mean square
+    # one SD of change shared by both groups
+    np.testing.assert_array_equal(het.draws["sigma_change_nbi"], het.draws["sigma_change"])
+    assert not het.group_specific
+    # one SD of change per group (the model's default): by default both simulated groups
+    # get their root mean square, draw by draw (no effect = groups alike) ...
+    nbi_sd = rng.uniform(0.25, 0.35, (2, 5))
     groups = post.drop_vars("sigma_change").assign(
-        sigma_change_nbi=(dims, np.full((2, 5), 0.3)), sigma_change_benchmark=(dims, np.full((2, 5), 0.4)))
+        sigma_change_nbi=(dims, nbi_sd), sigma_change_benchmark=(dims, np.full((2, 5), 0.4)))
     het3 = asr.heterogeneity_from_posterior(groups, design)
-    np.testing.assert_allclose(het3.draws["sigma_change"], np.sqrt(0.125))
+    rms = np.sqrt((nbi_sd.ravel() ** 2 + 0.16) / 2)
+    np.testing.assert_allclose(het3.draws["sigma_change"], rms)
+    np.testing.assert_allclose(het3.draws["sigma_change_nbi"], rms)
+    assert not het3.group_specific and "root mean square" in het3.description
+    # ... or each group keeps its own
+    het4 = asr.heterogeneity_from_posterior(groups, design, change_sd="groups")
+    np.testing.assert_allclose(het4.draws["sigma_change"], 0.4)
+    np.testing.assert_allclose(het4.draws["sigma_change_nbi"], nbi_sd.ravel())
+    assert het4.group_specific and "in NBI wards median" in het4.sentence()
+    with pytest.raises(InputError, match="change_sd"):
+        asr.heterogeneity_from_posterior(groups, design, change_sd="mean")
+
+
+def test_group_specific_change_sds_reach_the_simulated_panels():
+    """NBI wards of a simulated study change with the NBI group's SD, benchmarks with theirs."""
+    from nbdid.workflow import design as wd
+
+    het = asr.heterogeneity_given("crime", sigma_change=0.05, sigma_change_nbi=0.6, sigma_ward=0.2,
+                                  sigma_pair=0.1)
+    assert het.group_specific and "(NBI wards 0.6)" in het.description
+    cfg = DesignConfig(indicators=("crime",), areas=(400,), sims=1, sigma_change=0.05)
+    task = wd.build_tasks(cfg, {"crime": het}, wd.ModelConfig())[0][0]
+    assert task.params[0]["sigma_change_nbi"] == 0.6 and task.params[0]["sigma_change"] == 0.05
+    panel = wd.simulate(task, 0, 0.0)
+    rate = np.log(panel["count"].astype(float) / panel["exposure"].astype(float))
+    wide = panel.assign(rate=rate).pivot_table(index=["ward", "group"], columns="period",
+                                               values="rate").reset_index()
+    periods = sorted(panel["period"].unique())
+    change = wide[periods[-1]] - wide[periods[0]]
+    sd = change.groupby(wide["group"]).std()
+    # sampling noise of crime counts adds ~0.05; the NBI wards' change is far more variable
+    assert sd["nbi"] > 0.45 and sd["benchmark"] < 0.2
 
 
 @pytest.mark.parametrize("key,value", [("crime", -10.0), ("out_of_work_benefits", -2.0),
@@ -272,6 +308,31 @@ def test_design_config_checks():
     with pytest.raises(InputError, match="effects"):
         DesignConfig(effects=(-0.1,))
     assert DesignConfig(periods=4, post_periods=2).first_post == 2
+
+
+@pytest.mark.parametrize("argv,ratios,units", [
+    ([], (0.9,), ()),  # the default effect
+    (["--effect", "0.9", "--effect", "0.8,-5%"], (0.9, 0.8, 0.95), ()),  # several, as ratios
+    (["--effect-unit", "-10", "--effect-unit", "-20"], (), (-10.0, -20.0)),  # own unit only
+    (["--effect=+10%", "--effect-unit", "-10"], (1.1,), (-10.0,)),  # both kinds
+])
+def test_cli_effects_in_ratio_and_own_unit(argv, ratios, units):
+    from nbdid.cli import build_parser
+    from nbdid.cli.design import design_config
+
+    args = build_parser().parse_args(["design", "--out", "x", "--indicator", "crime", *argv])
+    cfg = design_config(args)
+    np.testing.assert_allclose(cfg.effects, ratios)
+    assert cfg.unit_effects == units and cfg.sims == 200 and cfg.areas == (29, 75, 150, 350)
+    # own-unit effects become ratios at the NBI group's typical level, beside the given ones
+    from nbdid.workflow.design import design_effects
+
+    het = asr.heterogeneity_given("crime", sigma_change=0.2)
+    effects = design_effects(cfg, het)
+    assert len(effects) == len(ratios) + len(units)
+    for u in units:
+        e = next(e for e in effects if e.unit == u)
+        assert e.ratio < 1 and asr.unit_of_effect(e, het) == pytest.approx(u)
 
 
 # ----------------------------------------------------------------------------------------

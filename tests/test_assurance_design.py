@@ -143,9 +143,11 @@ def test_heterogeneity_from_a_fitted_run(first_run, tmp_path):
     post = res.idata.posterior
     if "sigma_change_nbi" in post:  # one SD of change per group: their root mean square
         sc = np.sqrt((post["sigma_change_nbi"] ** 2 + post["sigma_change_benchmark"] ** 2) / 2)
+        assert "root mean square" in het.description
     else:
         sc = post["sigma_change"]
     np.testing.assert_allclose(het.draws["sigma_change"], sc.values.ravel())
+    np.testing.assert_allclose(het.draws["sigma_change_nbi"], sc.values.ravel())
     assert "SYNTHETIC DATA" in het.statement()
     with pytest.raises(InputError, match="no posterior of 'burglary'"):
         wd.load_heterogeneity(tiny_config(indicators=("burglary",), sigma_change=None,

@@ -73,6 +73,12 @@ def test_estimands_of_covariates_and_effect_modification():
     est = set(res.summary["estimand"])
     assert {"covariate:imd", "covariate_x_post:imd", "did_modification:imd", "did_additive"} <= est
     assert "covariates (main effect and x post): imd (ward, x treatment x post)" in res.structure
+    # the DiD under additive parallel trends: the NBI group's pooled change minus the
+    # benchmark group's, on the natural scale (beside the multiplicative, log-link one)
+    row = {e: r for e, r in zip(res.summary["estimand"], res.summary.itertuples(), strict=True)
+           if e in ("did_additive", "change_nbi", "change_benchmark")}
+    assert row["did_additive"].scale == row["change_nbi"].scale == "per 1,000 population"
+    assert row["did_additive"].mean == pytest.approx(row["change_nbi"].mean - row["change_benchmark"].mean)
     # the headline DiD stays population-averaged: the counterfactual drops the DiD and
     # the modification terms for every NBI ward in a post period
     d, post = res.design, res.idata.posterior
@@ -87,8 +93,11 @@ def _did_interval(res):
     return float(row["mean"]), float(row["q2.5"]), float(row["q97.5"])
 
 
+@pytest.mark.slow
 def test_adjusting_for_a_confounder_removes_its_bias():
-    """One strongly confounded panel: unadjusted misses the truth, adjusted covers it."""
+    """One strongly confounded panel: unadjusted misses the truth, adjusted covers it
+    (slow: two compilations and 500 draws; the default suite keeps the plumbing test
+    above, and :func:`test_confounding_simulation_coverage` repeats this over panels)."""
     from nbdid.workflow.fit import fit
 
     panel, truth = _confounded(4, n_pairs=25)

@@ -45,6 +45,9 @@ def test_group_change_sd_interval_is_calibrated_on_1_to_5_panels():
             lo, hi = np.quantile(x, [0.05, 0.95])
             rows.append({"model": name, "covers": lo < truth.did < hi, "width": hi - lo,
                          "bias": x.mean() - truth.did, "passed": res.passed})
+        done = [r["covers"] for r in rows if r["model"] == "group"]
+        print(f"panel {i + 1}/{N_PANELS}: group-SD coverage so far {np.mean(done):.3f} "
+              f"({sum(done)}/{len(done)})", flush=True)
     t = pd.DataFrame(rows).groupby("model").agg(
         panels=("covers", "size"), coverage=("covers", "mean"), width=("width", "mean"),
         bias=("bias", "mean"), passed=("passed", "mean"))

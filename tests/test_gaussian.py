@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,7 +58,8 @@ def test_fit_reports_the_did_in_the_outcome_units(panel):
     from nbdid.workflow.fit import fit
 
     p, truth = panel
-    res = fit(p, "score", family="gaussian", compiled_cache=CompiledModelCache(), **TINY)
+    # the process-wide cache: the command-line test below reuses this compiled model
+    res = fit(p, "score", family="gaussian", **TINY)
     s = res.summary.set_index(["estimand", "scale"])
     assert ("did", "link") in s.index and ("did", "units") in s.index
     assert not any(sc in ("percent", "odds_ratio", "rate_ratio", "price_ratio") for _, sc in s.index)
@@ -69,7 +72,10 @@ def test_fit_reports_the_did_in_the_outcome_units(panel):
     assert "sigma_wp" not in res.idata.posterior  # a known SD and a ward change: no residual
 
 
+@pytest.mark.slow
 def test_without_a_known_sd_the_residual_sd_is_estimated_per_group(panel):
+    """Slow (its own compilation); the structure rule itself is checked in the default
+    suite by tests/test_identifiability.py and its log-likelihood by test_model_numpy."""
     from nbdid.workflow.fit import fit
 
     p = panel[0].copy()
@@ -81,19 +87,26 @@ def test_without_a_known_sd_the_residual_sd_is_estimated_per_group(panel):
     assert "residual SD estimated per group" in res.text()
 
 
-def test_cli_fits_a_gaussian_panel(tmp_path, capsys):
+def test_cli_fits_a_gaussian_panel(panel, tmp_path, capsys):
     from nbdid.cli import main
 
-    p, _ = simulate_panel("gaussian", indicator="score", n_pairs=6, base=3.0, seed=4)
     path = tmp_path / "p.csv"
-    p.to_csv(path, index=False)
+    panel[0].to_csv(path, index=False)  # the fixture's panel: a warm refit, no compilation
+    # a prior that decides the DiD (prior parameters are data: still no compilation)
     rc = main(["fit", "--data", str(path), "--indicator", "score", "--family", "gaussian",
                "--out", str(tmp_path / "o"), "--draws", "100", "--tune", "100", "--chains", "2",
-               "--quiet"])
+               "--prior", "did=normal(0,0.001)", "--quiet"])
     assert rc == 0
-    assert "score (gaussian): DiD" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "score (gaussian): DiD" in out
+    # the prior check is printed and fails the gate, like a sampling failure
+    flag = r"did \(prior normal\(0, 0.001\)"
+    assert re.search(r"prior check: prior[- ].*" + flag, out), out
+    assert re.search(r"diagnostics: FAILED: .*" + flag, out), out
     s = pd.read_csv(tmp_path / "o" / "summary.csv")
     assert set(s.loc[s.estimand == "did", "scale"]) == {"link", "units"}
+    assert s["gate"].str.contains(flag).all() and s["prior_flags"].str.contains(flag).all()
+    assert (s["did_sd_ratio"] > 0.5).all()  # the posterior is the prior
 
 
 def test_frequentist_twin_handles_the_gaussian_family(panel):

@@ -7,11 +7,15 @@ one-line note explaining it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from nbdid.config import ModelConfig
 from nbdid.data_prep.feasibility import check_did
+from nbdid.errors import DesignError
 from nbdid.models.design import build_design, resolve_structure, structure_text
 from nbdid.models.simulate import simulate_panel
 
@@ -23,9 +27,9 @@ def _resolve(panel, key="crime", family="poisson", cfg=None, **kw):
 
 
 def _cross_section(panel):
-    """Each ward in one period: the first half of the wards before, the rest after."""
-    wards = sorted(panel["ward"].unique())
-    before = set(wards[::2])
+    """Each ward in one period: in each group, every other ward before, the rest after."""
+    first = panel.drop_duplicates("ward").sort_values("ward").groupby("group")["ward"]
+    before = {w for _, wards in first for w in list(wards)[::2]}
     keep = np.where(panel["ward"].isin(before), panel["period"] == 0, panel["period"] == 1)
     return panel[keep].reset_index(drop=True)
 
@@ -78,6 +82,18 @@ def test_wards_seen_in_one_period_get_no_change_of_their_own():
     assert any("2 ward(s) seen only before or only after" in n for n in notes)
 
 
+def test_a_group_seen_in_one_period_only_is_refused():
+    """No NBI ward after the initiative: the DiD is not identified, whatever the model."""
+    panel = simulate_panel("poisson", n_pairs=4, seed=6)[0]
+    late_nbi = (panel["group"] == "nbi") & (panel["post"] == 1)
+    with pytest.raises(DesignError, match="crime: no nbi ward is observed after .post 1. the "
+                                          "initiative"):
+        check_did(panel[~late_nbi], "crime")
+    early_bench = (panel["group"] == "benchmark") & (panel["post"] == 0)
+    with pytest.raises(DesignError, match="no benchmark ward is observed before"):
+        build_design(panel[~early_bench], "crime", "poisson")
+
+
 def test_one_ward_per_group_fits_fixed_effects_only():
     panel = simulate_panel("poisson", n_pairs=1, seed=5)[0]
     design, cfg, notes = _resolve(panel)
@@ -120,18 +136,18 @@ def test_notes_reach_the_fit_its_attributes_and_the_printed_summary(tmp_path, ca
 
     from nbdid.cli import main
 
-    panel = _cross_section(simulate_panel("binomial", n_pairs=8, seed=8)[0])
-    panel["pair"] = pd.NA
-    path = tmp_path / "panel.csv"
-    panel.to_csv(path, index=False)
-    rc = main(["fit", "--data", str(path), "--indicator", "out_of_work_benefits", "--no-pairs",
-               "--out", str(tmp_path / "res"), "--draws", "100", "--tune", "100", "--chains", "2",
-               "--quiet"])
+    # Crowder's seeds (tests/reference/glmm): each plate is seen in one period only.  The
+    # command line fits through the process-wide compiled-model cache, which
+    # tests/test_reference_glmm.py uses too: one compilation serves both files.
+    path = Path(__file__).resolve().parent / "reference" / "glmm" / "seeds_panel.csv"
+    rc = main(["fit", "--data", str(path), "--indicator", "germination", "--family", "binomial",
+               "--no-pairs", "--out", str(tmp_path / "res"), "--draws", "100", "--tune", "100",
+               "--chains", "2", "--quiet"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "no ward change: no ward is seen both before and after" in out
     assert "model: ward levels" in out and "priors: intercept ~ normal(" in out
-    idata = az.from_netcdf(tmp_path / "res" / "out_of_work_benefits.nc")
+    idata = az.from_netcdf(tmp_path / "res" / "germination.nc")
     assert "no ward is seen both before and after" in idata.attrs["nbdid_structure_notes"]
     assert "ward_change" not in idata.posterior
     summary = pd.read_csv(tmp_path / "res" / "summary.csv")

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -148,17 +149,22 @@ def panel_csv(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not LINUX, reason="POSIX signals")
-def test_sigterm_during_nutpie_sampling(tmp_path, panel_csv):
-    """SIGTERM while nutpie samples: exit 143, one line, no traceback, no result file,
-    nothing crashing at interpreter exit (before: nutpie swallowed the signal, the fit
-    went on with a short posterior and crashed in the diagnostics)."""
+@pytest.mark.parametrize(("sig", "code", "word"), [
+    (signal.SIGINT, 130, "interrupted"),
+    (signal.SIGTERM, 143, "terminated"),
+])
+def test_signal_during_nutpie_sampling(tmp_path, panel_csv, sig, code, word):
+    """Ctrl-C (to the process group, as a terminal sends it) or SIGTERM while nutpie
+    samples: exit 130/143, one line, no traceback, no result file, nothing crashing at
+    interpreter exit (before: nutpie swallowed the signal, the fit went on with a short
+    posterior, logged "sampled 4 x N draws" and crashed in the diagnostics, exit 1)."""
     if not NBDID.exists():
         pytest.skip("nbdid console script not installed next to this Python")
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [str(NBDID), "fit", "--data", str(panel_csv), "--indicator", "crime", "--out", str(out),
          "--draws", "200000", "--tune", "50", "--chains", "2", "--seed", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     lines: list[str] = []
     try:
         while True:  # wait until the model is compiled: sampling starts right after
@@ -169,16 +175,20 @@ def test_sigterm_during_nutpie_sampling(tmp_path, panel_csv):
             if "compiled in" in line:
                 break
         assert any("compiled in" in ln for ln in lines), "".join(lines)
-        time.sleep(2)
-        os.kill(proc.pid, signal.SIGTERM)
+        time.sleep(2)  # past warm-up (50 draws): an interrupt now leaves a short posterior
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
         _, rest = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     err = "".join(lines) + rest
-    assert proc.returncode == 143, err
-    assert rest.strip().splitlines()[-1] == "nbdid fit: terminated", err
-    for bad in ("Traceback", "Fatal Python error", "panicked"):
+    assert proc.returncode == code, err
+    assert rest.strip().splitlines()[-1] == f"nbdid fit: {word}", err
+    for bad in ("Traceback", "Fatal Python error", "panicked", "sampled"):
         assert bad not in rest, err
     assert not (out / "crime.nc").exists() and not (out / "summary.csv").exists()
 
@@ -222,6 +232,98 @@ def test_pool_workers_die_with_a_sigkilled_parent(tmp_path):
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _session(sid: int) -> list[int]:
+    """Live processes of session ``sid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+SWEEP_TOML = """
+[sweep]
+indicators = ["burglary"]
+seed = 11
+[sweep.sampler]
+backend = "pymc"
+draws = 20000
+tune = 200
+chains = 1
+[grid.matching]
+published = true
+covariates = [["mean_rank", "share_most_deprived_decile"]]
+distance = ["mahalanobis"]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LINUX, reason="reads /proc")
+@pytest.mark.parametrize("command", ["sensitivity", "design"])
+def test_sigkilled_command_leaves_no_workers(tmp_path, command):
+    """SIGKILL (or an out-of-memory kill) of ``nbdid sensitivity`` or ``nbdid design``
+    while its worker processes fit: the workers die too (before: they went on at full
+    CPU under PID 1)."""
+    if not NBDID.exists():
+        pytest.skip("nbdid console script not installed next to this Python")
+    if command == "sensitivity":
+        cfg = tmp_path / "sweep.toml"
+        cfg.write_text(SWEEP_TOML, encoding="utf-8")
+        argv = [str(NBDID), "sensitivity", str(cfg), "--out", str(tmp_path / "out"), "--quiet",
+                "--workers", "2"]
+    else:
+        argv = [str(NBDID), "design", "--indicator", "crime", "--areas", "10,20", "--sims", "50",
+                "--sigma-change", "0.2", "--draws", "2000", "--tune", "200", "--chains", "1",
+                "--workers", "2", "--out", str(tmp_path / "out"), "--quiet"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        # the workers are started (spawned interpreters: children of the command)
+        def started() -> bool:
+            return len([c for c in _children(proc.pid)
+                        if "python" in Path(f"/proc/{c}/cmdline").read_bytes().decode(
+                            errors="replace")]) >= 1
+        assert _wait_for(started, 600, proc), (
+            f"no workers started: rc {proc.poll()}\n"
+            + (proc.stderr.read()[-3000:] if proc.poll() is not None else ""))
+        time.sleep(3)  # let them get busy
+        workers = _children(proc.pid)
+        assert workers and all(_alive(w) for w in workers)
+        proc.kill()
+        proc.wait(timeout=30)
+        assert _wait_for(lambda: not any(_alive(w) for w in workers), 20), \
+            f"workers {[w for w in workers if _alive(w)]} outlived the SIGKILLed command"
+        assert _wait_for(lambda: not _session(proc.pid), 20), _session(proc.pid)
+    finally:
+        for pid in _session(proc.pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
 
 
 def test_die_with_parent_watches_the_parent_elsewhere(monkeypatch):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbdid.models.sampling import CompiledModelCache
+from nbdid.models.sampling import shared_cache
 from nbdid.models.simulate import simulate_panel
 
 pytestmark = pytest.mark.filterwarnings(
@@ -18,16 +18,24 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
+LOO_PANEL = simulate_panel("binomial", n_pairs=4, did=-0.2, seed=12)[0]
+"""Eight wards (also the panel of tests/test_priors.py's warm refit)."""
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
+    from nbdid.config import DiagnosticsConfig, RunConfig
     from nbdid.workflow.fit import fit, save_fit
 
-    panel = simulate_panel("binomial", n_pairs=4, did=-0.2, seed=12)[0]
-    cache = CompiledModelCache()
-    res = fit(panel, "out_of_work_benefits", draws=200, tune=200, chains=2, seed=1,
-              compiled_cache=cache, loo_wards=True)
+    # the process-wide cache: tests/test_priors.py refits this model without compiling
+    cache = shared_cache()
+    before = cache.compile_count
+    # asked for in the config ([diagnostics] loo_wards = true), as nbdid fit --loo-wards does
+    cfg = RunConfig(diagnostics=DiagnosticsConfig(loo_wards=True))
+    res = fit(LOO_PANEL, "out_of_work_benefits", config=cfg, draws=200, tune=200, chains=2,
+              seed=1, compiled_cache=cache)
     out = save_fit(res, tmp_path_factory.mktemp("fit"))
-    return res, out, cache
+    return res, out, cache.compile_count - before
 
 
 def test_loo_works_on_the_saved_netcdf(fitted):
@@ -47,15 +55,38 @@ def test_loo_works_on_the_saved_netcdf(fitted):
 
 
 def test_leave_one_ward_out_refits_one_compiled_model(fitted):
-    res, out, cache = fitted
+    res, out, compiled = fitted
     t = res.loo_wards
     assert len(t) == len(res.design.coords["ward"]) == 8
     assert np.isfinite(t["elpd"]).all() and (t["n_obs"] == 2).all()
-    assert cache.compile_count == 2  # the model, and the model with held-out weights once
+    # the model (unless an earlier test compiled it), and the model with held-out
+    # weights once for all eight wards
+    assert compiled in (1, 2)
     d = res.diagnostics.iloc[0]
     assert d["elpd_loo_wards"] == pytest.approx(t["elpd"].sum())
     assert (out / "out_of_work_benefits_loo_wards.csv").is_file()
     assert "leave-one-ward-out: elpd" in res.text()
+
+
+def test_leave_one_ward_out_is_asked_for_by_flag_or_config(tmp_path):
+    from nbdid.cli import build_parser
+    from nbdid.cli.fit import fit_config
+    from nbdid.config import load_config
+    from nbdid.errors import InputError
+    from nbdid.workflow.fit import fit_outputs
+
+    toml = tmp_path / "c.toml"
+    toml.write_text("[diagnostics]\nloo_wards = true\n")
+    assert load_config(toml).diagnostics.loo_wards
+    base = ["fit", "--data", "p.csv", "--indicator", "crime", "--out", "o"]
+    parser = build_parser()
+    assert not fit_config(parser.parse_args(base)).diagnostics.loo_wards
+    assert fit_config(parser.parse_args([*base, "--loo-wards"])).diagnostics.loo_wards
+    assert fit_config(parser.parse_args([*base, "--config", str(toml)])).diagnostics.loo_wards
+    assert fit_outputs("crime", loo_wards=True)[-1] == "crime_loo_wards.csv"
+    toml.write_text('[diagnostics]\nloo_wards = "yes"\n')
+    with pytest.raises(InputError, match="loo_wards"):
+        load_config(toml)
 
 
 def test_held_out_weights_remove_exactly_one_wards_likelihood():

@@ -71,7 +71,7 @@ def test_sd_priors_must_be_positive_distributions_and_coefficients_not():
 def _args(*prior, config=None, **extra):
     base = dict(config=config, draws=None, tune=None, chains=None, seed=None, backend=None,
                 no_pairs=False, event_study=False, shared_change_sd=False, no_ward_change=False,
-                prior=list(prior), covariates=None, interact=None)
+                prior=list(prior), covariates=None, interact=None, loo_wards=False)
     base.update(extra)
     return argparse.Namespace(**base)
 
@@ -150,24 +150,57 @@ def test_prior_sd_matches_simulation():
 
 def test_warm_refit_under_another_prior_scale_reuses_the_compiled_model():
     """Prior parameters are pm.Data: a compiled model is refitted under other scales."""
-    from nbdid.models.sampling import CompiledModelCache, structure_key
+    from nbdid.models.sampling import shared_cache, structure_key
     from nbdid.workflow.fit import fit
 
-    panel = simulate_panel("poisson", n_pairs=5, did=-0.3, seed=21)[0]
-    design = build_design(panel, "crime", "poisson")
+    # tests/test_loo.py's panel: in one pytest run its compiled model is reused here
+    panel = simulate_panel("binomial", n_pairs=4, did=-0.2, seed=12)[0]
+    key = "out_of_work_benefits"
+    design = build_design(panel, key, "binomial")
     a = resolve_model_config(design, ModelConfig())
     b = resolve_model_config(design, ModelConfig().with_priors(did="normal(0, 0.05)"))
     c = resolve_model_config(design, ModelConfig().with_priors(did="student_t(3, 0, 1)"))
     assert structure_key(design, a) == structure_key(design, b)  # scales are data
     assert structure_key(design, a) != structure_key(design, c)  # the family is structure
-    cache = CompiledModelCache()
+    cache = shared_cache()
     kw = dict(draws=200, tune=200, chains=2, seed=3, compiled_cache=cache)
-    wide = fit(panel, "crime", **kw)
-    tight = fit(panel, "crime", priors={"did": "normal(0, 0.05)"}, **kw)
-    assert cache.compile_count == 1
+    wide = fit(panel, key, **kw)
+    compiled = cache.compile_count
+    tight = fit(panel, key, priors={"did": "normal(0, 0.05)"}, **kw)
+    assert cache.compile_count == compiled  # a warm refit under the other prior
     sd_wide = float(wide.idata.posterior["did"].std())
     sd_tight = float(tight.idata.posterior["did"].std())
     assert sd_tight < 0.6 * sd_wide  # the tight prior was used
     assert tight.priors["did"] == "normal(0, 0.05)"
     assert "did ~ normal(0, 0.05)" in tight.idata.attrs["nbdid_priors"]
     assert tight.config.model.priors.did == Prior("normal", (0, 0.05))
+
+
+def test_a_prior_decided_did_is_marked_in_the_comparison_table_and_forest():
+    """The gate's prior reasons travel from the fit summary (``prior_gate``) to the
+    comparison table and the forest figure, which names them first."""
+    import pandas as pd
+
+    from nbdid.analysis.comparison import compare as compare_report
+    from nbdid.analysis.figure_tables import forest_table
+    from nbdid.figures import plot_forest
+
+    reason = "prior dominates did (prior normal(0, 0.01), sensitivity 0.11/0.02)"
+
+    def summary(gate, prior_gate):
+        return pd.DataFrame({"indicator": "crime", "estimand": ["did", "did"],
+                             "scale": ["link", "per 1,000 population"], "mean": [-0.01, -0.5],
+                             "sd": [0.01, 0.4], "q2.5": [-0.03, -1.3], "q97.5": [0.01, 0.3],
+                             "prob_benefit": [0.8, 0.8], "gate": gate, "prior_gate": prior_gate,
+                             "synthetic": True})
+
+    comp = compare_report({
+        "crime": summary(f"FAILED: R-hat 1.02 > 1.01; {reason}", reason),
+        "burglary": summary("passed", "").assign(indicator="burglary"),
+    })
+    assert list(comp["prior_gate"]) == [reason, ""]
+    assert "diagnostics FAILED" in comp.loc[0, "verdict"]
+    fig = plot_forest(forest_table(comp))
+    titles = [a.get_title(loc="left") for a in fig.axes]
+    assert "PRIOR CHECK FAILED" in titles[0] and f"({reason}; R-hat 1.02 > 1.01)" in titles[0]
+    assert "DIAGNOSTICS" not in titles[1]

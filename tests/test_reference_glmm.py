@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from nbdid.data_prep.schema import read_panel
-from nbdid.models.sampling import CompiledModelCache
+from nbdid.models.sampling import shared_cache
 from nbdid.workflow.fit import fit
 
 pytestmark = pytest.mark.filterwarnings(
@@ -34,7 +34,9 @@ REF = Path(__file__).resolve().parent / "reference" / "glmm"
 SAMPLER = dict(draws=2000, tune=1000, chains=4, seed=11)
 WIDE = {"intercept": "normal(0, 5)", "period": "normal(0, 5)", "group": "normal(0, 5)",
         "did": "normal(0, 5)", "sigma_ward": "halfnormal(1)"}
-CACHE = CompiledModelCache()
+# the process-wide cache: the seeds model compiled here (or by the command-line test of
+# tests/test_identifiability.py, which fits the same panel) serves both files
+CACHE = shared_cache()
 
 
 def _reference(problem: str, fit_name: str) -> dict:

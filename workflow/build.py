@@ -38,6 +38,12 @@ geography                   ONS LSOA-to-ward lookups (WD17, the study era, and
 The raw files are written under ``sources`` (one folder per source, each with its
 ``nbdid-download.json``); they are never modified.  Derived files the build makes from
 them (client groups summed) are written beside them with ``derived`` in their name.
+Which forces a police.uk archive lacks (Greater Manchester after July 2019) is learnt
+from the archive's directory the first time it is read and kept in the cache
+(``nbdid-build/police-forces-absent.json``), so that ``offline`` builds know it too.
+A missing Stat-Xplore key stops the build before any download.
+
+See ``docs/real_data.md``.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ import pandas as pd
 from nbdid.config import REPORT_BUILD_PERIODS, BuildConfig, RunConfig, period_start, to_toml
 from nbdid.data_prep.dwp import ingest_dwp
 from nbdid.data_prep.guards import check_binomial_rates
-from nbdid.data_prep.ingest import json_default, report_text
+from nbdid.data_prep.ingest import json_default
 from nbdid.data_prep.land_registry import ingest_land_registry
 from nbdid.data_prep.lookups import read_csv_columns, read_header
 from nbdid.data_prep.nomis import ingest_nomis
@@ -242,19 +248,71 @@ class BuildResult:
 
 
 def _readable(report: dict[str, Any]) -> str:
-    """The provenance as text: the guards first, then everything else."""
-    head = ["nbdid build: provenance of the ward panel", ""]
+    """The provenance as readable text: guards, year map, panel, files, rows.
+
+    The JSON beside it holds everything (the download and loader reports in full).
+    """
+    out = ["nbdid build: provenance of the ward panel", ""]
     if report.get("synthetic"):
-        head += ["SYNTHETIC TEST DATA: the source files were generated, not downloaded from the "
-                 "publishers.", ""]
-    head.append("Guards (what the checks found and what was chosen):")
+        out += ["SYNTHETIC TEST DATA: the source files were generated, not downloaded from the "
+                "publishers.", ""]
+    for k in ("command", "started_at", "finished_at", "wards", "ward_vintage", "output",
+              "next_command", "sources_folder"):
+        if report.get(k) is not None:
+            out.append(f"{k}: {report[k]}")
+    cache = report.get("cache", {})
+    out.append(f"cache: {cache.get('folder')} (manifest {cache.get('manifest')}); mirror: "
+               f"{cache.get('mirror') or 'none'}; offline: {bool(cache.get('offline'))}")
+    out += ["", "Guards (what the checks found and what was chosen):"]
     for g in report.get("guards", []):
-        head.append(f"  - {g['guard']} [{', '.join(g.get('sources', []))}]: {g['message']}")
+        out.append(f"  - {g['guard']} [{', '.join(g.get('sources', []))}]: {g['message']}")
     if not report.get("guards"):
-        head.append("  (none)")
-    head.append("")
-    rest = {k: v for k, v in report.items() if k != "guards"}
-    return "\n".join(head) + "\n" + report_text(rest)
+        out.append("  (none)")
+    out += ["", "Year map (which estimate serves each indicator's period):"]
+    out += [f"  - {line}" for line in report.get("year_map", [])] or ["  (none)"]
+    panel = report.get("panel", {})
+    out += ["", f"Panel: {panel.get('rows')} rows, {panel.get('wards')} wards, sha256 "
+                f"{panel.get('sha256')}"]
+    for key, rep in panel.get("indicators", {}).items():
+        out.append(f"  {key}: {rep['rows']} rows, {rep['wards']} wards, {rep['pairs']} pairs; "
+                   f"periods {'; '.join(rep['periods'])}")
+    for key, mapping in report.get("period_labels", {}).items():
+        pairs = ", ".join(f"{a} -> {b}" for a, b in mapping.items() if a != b)
+        if pairs:
+            out.append(f"  {key} period labels (publisher -> panel): {pairs}")
+    out += ["", "Rows read and dropped, per loader:"]
+    for name, rows in report.get("rows", {}).items():
+        out.append(f"  {name}:")
+        for k, v in rows.items():
+            if isinstance(v, dict):
+                v = ", ".join(f"{a}: {b}" for a, b in v.items())
+            elif isinstance(v, list):
+                v = ", ".join(map(str, v))
+            out.append(f"    {k}: {v}")
+    files = report.get("source_files", [])
+    out += ["", f"Source files ({len(files)}; URL -> final URL, sha256):"]
+    for f in files:
+        url, final = f.get("url"), f.get("final_url")
+        if isinstance(url, list):
+            n = len(url)
+            url = f"{url[0]} (+{n - 1} more request(s))" if n > 1 else (url[0] if url else None)
+            final = final[0] if final else None
+        extra = (f", member {f['member']}" + (f" of archive {f['archive']}"
+                                                if f.get("archive") else "")
+                 if f.get("member") else "")
+        out.append(f"  - [{f.get('source')}] {f.get('file')}{extra}")
+        out.append(f"      {url} -> {final}")
+        out.append(f"      sha256 {f.get('sha256')}  retrieved {f.get('retrieved_at')}")
+    derived = report.get("derived_files", [])
+    if derived:
+        out += ["", "Derived files (made by the build from the raw files):"]
+        out += [f"  - {d.get('file')}: {d.get('how')}" for d in derived]
+    versions = report.get("versions")
+    if versions:
+        out += ["", "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())]
+    out += ["", "Everything else (download and loader reports in full, the config): the .json "
+                "file beside this one."]
+    return "\n".join(out) + "\n"
 
 
 # ------------------------------------------------------------------------------------------
@@ -286,19 +344,25 @@ class _State:
                 return
         self.guards.append({"guard": guard, "message": message, "sources": [source], **details})
 
+    def substituted(self, line: str) -> str:
+        """A year-map line saying which published estimate served a missing one."""
+        for y, near in self.substitutes.items():
+            line = re.sub(rf"\bmid-{y} (\w+)(?=;|$)", rf"mid-{y} \1 (mid-{near} served: mid-{y} "
+                          "is not published for 2011 LSOAs)", line)
+        return line
+
     def estimates(self, lines: Sequence[str]) -> None:
-        """Add year-map lines, saying which published estimate served a missing one."""
-        for line in lines:
-            for y, near in self.substitutes.items():
-                line = re.sub(rf"\bmid-{y} (\w+)$", rf"mid-{y} \1 (mid-{near} served: mid-{y} "
-                              "is not published for 2011 LSOAs)", line)
-            self.year_map.append(line)
+        """Add year-map lines (:meth:`substituted`)."""
+        self.year_map.extend(self.substituted(line) for line in lines)
 
     def loader(self, name: str, result: IngestResult) -> None:
         rep = dict(result.report)
         for g in rep.pop("guards", []) or []:
             extra = {k: v for k, v in g.items() if k not in ("guard", "message")}
-            self.notice(name, str(g.get("guard", "guard")), str(g.get("message", "")), **extra)
+            msg = str(g.get("message", ""))
+            if g.get("guard") == "year map":
+                msg = self.substituted(msg)
+            self.notice(name, str(g.get("guard", "guard")), msg, **extra)
         rep["rows_out"] = int(len(result.table))
         self.loaders[name] = rep
 
@@ -356,10 +420,18 @@ def build(
     design = None if wards is None else Path(wards)
     if design is not None and not design.is_file():
         raise InputError("ward list not found", file=design)
-    own = downloader is None
-    dl = downloader or Downloader(settings or DownloadSettings.from_env(), log=say)
-    st = _State()
     periods = cfg.resolved_periods()
+    dls = downloader.settings if downloader is not None else (
+        settings or DownloadSettings.from_env())
+    needs_statxplore = "children_low_income" in cfg.indicators or (
+        "out_of_work_benefits" in cfg.indicators
+        and any(m > WACG_LAST_MONTH for m in periods["out_of_work_benefits"]))
+    if needs_statxplore and not dls.offline and not dls.statxplore_key:
+        # say so before hours of other downloads, not when Stat-Xplore's turn comes
+        raise InputError(dl_statxplore.REGISTER_HINT)
+    own = downloader is None
+    dl = downloader or Downloader(dls, log=say)
+    st = _State()
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     try:
         say("ward lookups (ONS Open Geography Portal)")
@@ -589,14 +661,18 @@ def _police(dl: Downloader, cfg: BuildConfig, labels: Sequence[str], indicators:
         raise InputError(f"the police periods {list(labels)} end before police.uk starts "
                          f"({POLICE_UK_FIRST_MONTH})", column="periods.police")
     latest = cfg.latest_archive or default_latest_archive()
-    excluded_file = folder / "excluded_forces.derived.json"
+    # which forces an archive lacks is learnt from its directory when it is first read;
+    # kept in the cache (beside the archives' members) so that --offline and a new
+    # sources folder know it too
+    excluded_file = Path(dl.settings.cache_dir) / "nbdid-build" / "police-forces-absent.json"
     try:
         excluded = json.loads(excluded_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         excluded = {}
     for first, last in _runs(months):
         key = f"{first}..{last}"
-        use = [f for f in forces if f not in excluded.get(key, {})]
+        ekey = f"{key} (archives up to {latest})"
+        use = [f for f in forces if f not in excluded.get(ekey, {})]
         say(f"police.uk street files {first}..{last}, {len(use)} force(s)")
         while True:
             if not use:
@@ -610,11 +686,11 @@ def _police(dl: Downloader, cfg: BuildConfig, labels: Sequence[str], indicators:
                 if not m or m.group(1) not in use:
                     raise
                 use = [f for f in use if f != m.group(1)]
-                excluded.setdefault(key, {})[m.group(1)] = str(err)
+                excluded.setdefault(ekey, {})[m.group(1)] = str(err)
                 write_text(json.dumps(excluded, indent=1) + "\n", excluded_file)
         d = st.download("police", rep)
         for f in forces:
-            if f in excluded.get(key, {}):
+            if f in excluded.get(ekey, {}):
                 st.notice("police", "partial periods",
                           f"police.uk has no street file of {f} in {key}"
                           + (" (Greater Manchester Police published nothing after July 2019)"
@@ -921,6 +997,7 @@ def _source_files(downloads: dict[str, list[dict[str, Any]]]) -> list[dict[str, 
                 elif f.get("requests"):
                     rec["url"] = [r.get("url") for r in f["requests"]]
                     rec["final_url"] = [r.get("final_url") for r in f["requests"]]
+                    rec["page_sha256"] = [r.get("sha256") for r in f["requests"]]
                     rec["retrieved_at"] = max((r.get("retrieved_at") or "") for r in f["requests"])
                 else:
                     for k in ("url", "final_url", "retrieved_at", "bytes", "archive", "member",

@@ -67,7 +67,7 @@ from nbdid.workflow.sweep import Progress, _run_dask, _run_local, plan_lanes, wo
 Executor = Literal["local", "dask"]
 Say = Callable[[str], None]
 
-DESIGN_REVISION = 1
+DESIGN_REVISION = 2
 """Part of every task id: bump it when a change to the simulation or the fits changes
 a task's numbers, so that resuming never reuses stale files."""
 
@@ -148,6 +148,7 @@ def simulate(task: DesignTask, i: int, effect: float) -> pd.DataFrame:
         base=float(fam.inverse_link(np.asarray(p["intercept"]))),
         period_change=p["period_change"], group_diff=p["group_diff"],
         sigma_pair=p["sigma_pair"], sigma_ward=p["sigma_ward"], sigma_change=p["sigma_change"],
+        sigma_change_nbi=p.get("sigma_change_nbi", p["sigma_change"]),
         sigma_wp=p["sigma_wp"], change_form="step", controls_per_set=task.matching_ratio,
         exposures=task.exposures if len(task.exposures) else None,
         price_sd_within=task.price_sd_within, mean_transactions=task.mean_transactions,

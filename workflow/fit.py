@@ -54,7 +54,7 @@ from nbdid.models.design import (
 )
 from nbdid.models.model import log_likelihood, log_prior
 from nbdid.models.priors import prior_table
-from nbdid.models.sampling import CompiledModelCache, shared_cache
+from nbdid.models.sampling import CompiledModelCache, shared_cache, storage_precision
 from nbdid.outputs import prepare_out_dir, write_csv, write_netcdf
 from nbdid.provenance import SYNTHETIC_NOTICE, hash_frame, provenance_attrs
 
@@ -101,6 +101,11 @@ class FitResult:
         is seen both before and after the initiative".
     loo_wards
         Leave-one-ward-out cross-validation (:func:`loo_wards`), when asked for.
+    timing
+        Seconds spent compiling (``compile_seconds``; 0 when the model was already
+        compiled in this process, see ``compiled``: ``memory``, ``disk`` or ``fresh``)
+        and sampling (``sampling_seconds``), from
+        :attr:`nbdid.models.sampling.CompiledModelCache.last_timing`.
     """
 
     indicator: str
@@ -115,6 +120,7 @@ class FitResult:
     structure: str = ""
     notes: tuple[str, ...] = ()
     loo_wards: pd.DataFrame | None = None
+    timing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -332,8 +338,9 @@ def fit(
     quiet
         Suppress progress lines on stderr.
     loo_wards
-        Also run leave-one-ward-out cross-validation (:func:`loo_wards`; one warm
-        refit per ward, :func:`loo_wards_table`) and store it in :attr:`FitResult.loo_wards`.
+        Also run leave-one-ward-out cross-validation (one warm refit per ward,
+        :func:`loo_wards_table`) and store it in :attr:`FitResult.loo_wards`; also on
+        when ``config.diagnostics.loo_wards`` is.
     **sampler
         Sampler settings overriding ``config.sampler`` (``draws``, ``tune``, ``chains``,
         ``seed``, ``target_accept``, ``backend``), checked like a config file's.
@@ -352,6 +359,7 @@ def fit(
     t0 = time.perf_counter()
     cfg = _sampler_config(config or RunConfig(), sampler)
     cfg = _model_config(cfg, covariates=covariates, interact=interact, priors=priors)
+    loo_wards = loo_wards or cfg.diagnostics.loo_wards
     choice = resolve_family(indicator, family)
     model_cfg = cfg.model
     if choice.overdispersion is not None:
@@ -383,6 +391,8 @@ def fit(
         idata = cache.sample(design, model_cfg, cfg.sampler)
     finally:
         cache.quiet = was_quiet
+    timing = {k: (round(v, 3) if isinstance(v, float) else v)
+              for k, v in (getattr(cache, "last_timing", None) or {}).items()}
     used = dataclasses.replace(cfg, model=model_cfg, indicators=())
     attrs = provenance_attrs(
         config_toml=to_toml(used),
@@ -407,6 +417,7 @@ def fit(
     idata.add_groups(constant_data=design_to_dataset(design),
                      log_likelihood=log_likelihood_dataset(idata.posterior, design),
                      log_prior=log_prior_dataset(idata.posterior, model_cfg))
+    storage_precision(idata, groups=("log_likelihood", "log_prior"))  # as saved
     idata.posterior.attrs.update(attrs)
     idata.attrs = {**(getattr(idata, "attrs", None) or {}), **attrs}
     diag = diagnose(idata, design, cfg.diagnostics, priors=model_cfg.priors)
@@ -421,6 +432,7 @@ def fit(
     summary["structure"] = structure
     summary["notes"] = "; ".join(notes)
     summary["prior_flags"] = str(diag["prior_flags"].iloc[0]) if "prior_flags" in diag else ""
+    summary["prior_gate"] = str(diag["prior_gate"].iloc[0]) if "prior_gate" in diag else ""
     traj = mark_gate(trajectory_table(idata, design), diag)
     for t in (summary, traj, diag):
         t["synthetic"] = design.synthetic
@@ -428,7 +440,7 @@ def fit(
             t["notice"] = SYNTHETIC_NOTICE
     return FitResult(indicator, choice.name, idata, design, summary, diag, traj, used,
                      seconds=time.perf_counter() - t0, structure=structure, notes=notes,
-                     loo_wards=lowo)
+                     loo_wards=lowo, timing=timing)
 
 
 def log_prior_dataset(posterior: Any, model_cfg: ModelConfig) -> xr.Dataset:

@@ -339,6 +339,8 @@ def run(
         "fitted": sorted(batch.fits),
         "failed": batch.failures,
         "seconds": seconds,
+        # per fit: compiling (0 when compiled earlier in the process) and sampling
+        "timing": {k: {"seconds": round(r.seconds, 2), **r.timing} for k, r in batch.fits.items()},
         # the command line that made the run (the CLI replaces it with its own arguments)
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
     }

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import threading
 import time
 import warnings
@@ -72,8 +71,9 @@ from nbdid.families import resolve_family
 from nbdid.figures import plot_specification_curve, save_figure
 from nbdid.figures.style import FORMATS
 from nbdid.models.design import build_design
+from nbdid.models.progress import SweepProgress
 from nbdid.models.sampling import CompiledModelCache
-from nbdid.outputs import open_out_dir, write_csv, write_text
+from nbdid.outputs import atomic_path, open_out_dir, write_csv, write_text
 from nbdid.provenance import SYNTHETIC_NOTICE, hash_frame, package_versions
 from nbdid.runtime import ignore_environment_notices, process_pool
 from nbdid.workflow.fit import fit
@@ -144,7 +144,17 @@ def worker_cache():
     cache = getattr(_LOCAL, "cache", None)
     if cache is None:
         cache = _LOCAL.cache = CompiledModelCache()
+        _CACHES.append(cache)
     return cache
+
+
+_CACHES: list[CompiledModelCache] = []
+
+
+def worker_compilations() -> tuple[int, int]:
+    """``(process id, models compiled by this process's worker caches)`` (run on a
+    worker at the end of a sweep; the id lets threads of one process count once)."""
+    return os.getpid(), sum(c.compile_count for c in _CACHES)
 
 
 def _row(task: SpecTask, key: str, **values) -> dict[str, Any]:
@@ -229,8 +239,12 @@ def plan_lanes(tasks: list[SpecTask], n_lanes: int) -> list[list[SpecTask]]:
 
 
 class Progress:
-    """A progress bar on stderr (tqdm when installed, else a simple one).
+    """Progress of a sweep on stderr: a rich bar of finished specifications with fits
+    per minute and an ETA once the first fits are done
+    (:class:`nbdid.models.progress.SweepProgress`).
 
+    Shown only in a terminal: silent when ``enabled`` is false (``--quiet``) and when
+    stderr is not a terminal (a batch job's log gets the summary, not a bar).
     ``desc`` and ``unit`` name the job and what it counts (``nbdid design`` uses them).
     """
 
@@ -238,54 +252,24 @@ class Progress:
                  desc: str = "nbdid sensitivity", unit: str = "spec") -> None:
         self.total, self.done, self.enabled = total, done, enabled
         self.desc, self.unit = desc, unit
-        self.t0 = time.perf_counter()
         self.fitted = 0
-        self._bar = None
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self._bar = tqdm(total=total, initial=done, unit=unit, file=sys.stderr,
-                                 desc=desc)
-            except ImportError:
-                self._tty = sys.stderr.isatty()
-                self._draw("")
-
-    def _draw(self, note: str) -> None:
-        width = 30
-        frac = self.done / self.total if self.total else 1.0
-        bar = "#" * int(width * frac) + "-" * (width - int(width * frac))
-        el = time.perf_counter() - self.t0
-        eta = el / self.fitted * (self.total - self.done) if self.fitted else float("nan")
-        eta_s = f"{eta:4.0f} s" if eta == eta else "   ? s"
-        line = (f"{self.desc} [{bar}] {self.done}/{self.total} {self.unit}s, {el:5.0f} s, "
-                f"ETA {eta_s}")
-        if self._tty:
-            print("\r" + line + (" " + note if note else ""), end="", file=sys.stderr, flush=True)
-        else:
-            print(line + (f"  {note}" if note else ""), file=sys.stderr, flush=True)
+        self._bar = SweepProgress(total, quiet=not enabled, done=done,
+                                  label=f"{desc.removeprefix('nbdid ')} ({unit}s)").__enter__()
 
     def update(self, note: str = "") -> None:
+        """Count one more finished task (``note`` is kept for callers; not shown)."""
         self.done += 1
         self.fitted += 1
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.update(1)
-        else:
-            self._draw(note)
+        self._bar.advance()
 
     def close(self) -> None:
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.close()
-        elif self._tty:
-            print("", file=sys.stderr, flush=True)
+        """Remove the bar."""
+        self._bar.__exit__(None, None, None)
 
 
 def _run_local(lanes: list[list[SpecTask]], on_done: Callable[[SpecTask, pd.DataFrame], None],
-               fn: Callable[[Any], pd.DataFrame] = fit_spec) -> None:
+               fn: Callable[[Any], pd.DataFrame] = fit_spec) -> int:
+    """Run each lane in its own worker process; returns the models the workers compiled."""
     # workers exit when this process dies, by any signal (nbdid.runtime.die_with_parent)
     pools = [process_pool(1) for _ in lanes]
     interrupted = False
@@ -296,6 +280,7 @@ def _run_local(lanes: list[list[SpecTask]], on_done: Callable[[SpecTask, pd.Data
                 futures[pool.submit(fn, task)] = task
         for fut in as_completed(futures):
             on_done(futures[fut], fut.result())
+        return sum(pool.submit(worker_compilations).result()[1] for pool in pools)
     except BaseException:
         interrupted = True
         raise
@@ -322,8 +307,18 @@ def _terminate_workers(pool: Any) -> None:
         proc.join(timeout=5)
 
 
+WAIT_FOR_WORKERS = 300.0
+"""Seconds a sweep waits for the first worker of a Dask cluster (adaptive clusters start
+with none)."""
+
+
 def _run_dask(lanes: list[list[SpecTask]], on_done, scheduler: Any,
-              fn: Callable[[Any], pd.DataFrame] = fit_spec, key_prefix: str = "nbdid-spec") -> None:
+              fn: Callable[[Any], pd.DataFrame] = fit_spec, key_prefix: str = "nbdid-spec",
+              replan: Callable[[int], list[list[SpecTask]]] | None = None) -> int:
+    """Run each lane on one Dask worker (strict placement: a lane's tasks cannot be
+    stolen by other workers, so each structure compiles once per lane).  ``replan``
+    re-plans the lanes for the cluster's number of workers.  Returns the number of
+    models the workers compiled."""
     # imported here: dask.distributed is only needed for --executor dask, and importing it
     # costs seconds of start-up time for every local sweep
     try:
@@ -331,26 +326,42 @@ def _run_dask(lanes: list[list[SpecTask]], on_done, scheduler: Any,
         from distributed import as_completed as dask_completed
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
         raise InputError("--executor dask needs dask.distributed (pip install 'dask[distributed]')") from None
-    own = isinstance(scheduler, str) or scheduler is None
+    own = isinstance(scheduler, str | os.PathLike) or scheduler is None
     if scheduler is None:
         raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     try:
-        client = Client(scheduler, timeout="20s") if own else scheduler
+        if isinstance(scheduler, os.PathLike):  # --scheduler-file (dask scheduler --scheduler-file)
+            if not Path(scheduler).is_file():
+                raise InputError("no such scheduler file", file=scheduler)
+            client = Client(scheduler_file=str(scheduler), timeout="20s")
+        else:
+            client = Client(scheduler, timeout="20s") if own else scheduler
     except (OSError, TimeoutError) as err:
         raise InputError(f"cannot connect to the Dask scheduler at {scheduler}: {err}") from None
     try:
         workers = sorted(client.scheduler_info()["workers"])
-        if not workers:
-            raise InputError(f"the Dask cluster at {scheduler} has no workers")
+        if not workers:  # an adaptive cluster starts with none
+            try:
+                client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+            except TimeoutError:
+                raise InputError(f"the Dask cluster at {scheduler} has no workers (waited "
+                                 f"{WAIT_FOR_WORKERS:.0f} s)") from None
+            workers = sorted(client.scheduler_info()["workers"])
+        if replan is not None:
+            lanes = replan(len(workers))
         futures = {}
         for i, lane in enumerate(lanes):
             addr = workers[i % len(workers)]
             for task in lane:
+                # strict: work stealing would move a task to a worker that has not
+                # compiled its model (and compile it again there)
                 fut = client.submit(fn, task, pure=False, workers=[addr],
-                                    allow_other_workers=True, key=f"{key_prefix}-{task.spec_id}-{i}")
+                                    allow_other_workers=False, key=f"{key_prefix}-{task.spec_id}-{i}")
                 futures[fut] = task
         for fut in dask_completed(list(futures)):
             on_done(futures[fut], fut.result())
+        counts = dict(client.run(worker_compilations).values())  # one entry per process
+        return int(sum(counts.values()))
     finally:
         if own:
             client.close()
@@ -542,6 +553,7 @@ def run_sweep(
     workers: int | None = None,
     progress: bool = True,
     figures: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> SweepOutcome:
     """Run (or resume) a sensitivity sweep and write its outputs.
 
@@ -557,19 +569,28 @@ def run_sweep(
     executor
         ``"local"`` worker processes or ``"dask"``.
     scheduler
-        Dask scheduler address (or a ``distributed.Client``) for ``executor="dask"``.
+        Dask scheduler address, a ``distributed.Client``, or the path
+        (:class:`pathlib.Path`) of a scheduler file, for ``executor="dask"``.
     workers
         Local worker processes (default: the number of CPUs).
     progress
         Show a progress bar on stderr.
     figures
         Draw the specification-curve figures.
+    shard
+        ``(i, n)``: fit only the i-th of ``n`` slices of the grid (1-based; contiguous
+        in grid order, :func:`shard_tasks`) and write only ``specs/`` and
+        ``shard_I_of_N.json`` (a SLURM/PBS array job, no scheduler).
+        :func:`collect_shards` merges the shards' folders into the outputs of one run.
 
     Returns
     -------
     SweepOutcome
+        For a shard: its own rows only, and no summary.
     """
     t_start = time.perf_counter()
+    if shard is not None:
+        check_shard(shard)
     if executor not in ("local", "dask"):
         raise InputError(f"unknown executor '{executor}' (use local or dask)")
     if executor == "dask" and scheduler is None:
@@ -577,14 +598,18 @@ def run_sweep(
     pool = load_pool(cfg)
     specs, tasks, data_hash = build_tasks(cfg, pool)
     keys = cfg.sweep.indicator_keys
+    if shard is not None:
+        tasks = shard_tasks(tasks, shard)
+    names = [shard_name(shard)] if shard is not None else output_names(keys)
     # one writer per folder; the folder is marked unfinished until the summary is written
-    with open_out_dir(out or cfg.sweep.out, output_names(keys), force=force,
+    with open_out_dir(out or cfg.sweep.out, names, force=force,
                       command="sensitivity") as session:
         outdir = session.folder
         (outdir / SPEC_DIR).mkdir(exist_ok=True)
 
         todo = [t for t in tasks if not spec_path(outdir, t.spec_id).exists()]
         skipped = [t.spec_id for t in tasks if spec_path(outdir, t.spec_id).exists()]
+        compilations, n_lanes = 0, 0
         bar = Progress(len(tasks), len(skipped), enabled=progress)
         fitted: list[str] = []
         lock = threading.Lock()
@@ -603,16 +628,33 @@ def run_sweep(
             todo = [t for t in todo if t.panel is not None]
             if todo:
                 n = workers or os.cpu_count() or 1
-                if executor == "dask":
-                    n = max(n, 1)
                 lanes = plan_lanes(todo, n)
                 if executor == "local":
-                    _run_local(lanes, on_done)
-                else:
-                    _run_dask(lanes, on_done, scheduler)
+                    compilations = _run_local(lanes, on_done)
+                else:  # lanes from the cluster's workers unless --workers says otherwise
+                    planned = {"lanes": lanes}
+
+                    def replan(n_workers: int) -> list[list[SpecTask]]:
+                        planned["lanes"] = plan_lanes(todo, n_workers)
+                        return planned["lanes"]
+
+                    compilations = _run_dask(lanes, on_done, scheduler,
+                                             replan=None if workers else replan)
+                    lanes = planned["lanes"]
+                n_lanes = len(lanes)
         finally:
             bar.close()
 
+        if shard is not None:
+            rows = [read_spec_file(spec_path(outdir, t.spec_id)) for t in tasks]
+            info = {"shard": f"{shard[0]}/{shard[1]}", "data_sha256": data_hash,
+                    "spec_ids": [t.spec_id for t in tasks], "fitted": len(fitted),
+                    "reused": len(skipped), "seconds": round(time.perf_counter() - t_start, 1),
+                    "versions": package_versions()}
+            write_text(json.dumps(info, indent=2) + "\n", outdir / shard_name(shard))
+            return SweepOutcome(outdir, pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(),
+                                pd.DataFrame(), specs, fitted, skipped,
+                                time.perf_counter() - t_start, bool(pool.synthetic))
         results = add_conclusions(pd.concat([read_spec_file(spec_path(outdir, t.spec_id)) for t in tasks],
                                             ignore_index=True))
         summary = summarise_sweep(results, robust_share=cfg.sweep.robust_share)
@@ -637,12 +679,91 @@ def run_sweep(
             "fitted": len(fitted),
             "reused": len(skipped),
             "executor": executor,
+            # models compiled by the workers (one per structure per lane; 0 when every
+            # specification was reused)
+            "compilations": compilations,
+            "lanes": n_lanes,
             "seconds": round(time.perf_counter() - t_start, 1),
             "versions": package_versions(),
         }
         write_text(json.dumps(info, indent=2) + "\n", outdir / "sweep_info.json")
         return SweepOutcome(outdir, results, summary, specs, fitted, skipped,
                             time.perf_counter() - t_start, synthetic)
+
+
+def check_shard(shard: tuple[int, int]) -> None:
+    """Refuse a shard that is not ``i/n`` with ``1 <= i <= n``."""
+    i, n = shard
+    if n < 1 or not 1 <= i <= n:
+        raise InputError(f"--shard must be I/N with 1 <= I <= N, not {i}/{n}")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"3/10"`` -> ``(3, 10)`` (checked)."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard must be I/N (e.g. 3/10), not '{text}'") from None
+    check_shard((i, n))
+    return i, n
+
+
+def shard_name(shard: tuple[int, int]) -> str:
+    """The record a shard writes beside its ``specs/``."""
+    return f"shard_{shard[0]}_of_{shard[1]}.json"
+
+
+def shard_tasks(tasks: list[SpecTask], shard: tuple[int, int]) -> list[SpecTask]:
+    """The i-th of n contiguous slices of ``tasks`` (grid order keeps neighbouring
+    specifications, which often share a model structure, in one shard)."""
+    i, n = shard
+    k, r = divmod(len(tasks), n)
+    start = (i - 1) * k + min(i - 1, r)
+    return tasks[start:start + k + (1 if i <= r else 0)]
+
+
+def collect_shards(cfg: SweepConfig, dirs: list[str | os.PathLike[str]],
+                   out: str | os.PathLike[str] | None = None, *, force: bool = False,
+                   figures: bool = True) -> SweepOutcome:
+    """Merge the ``specs/`` of sharded runs (``--shard``) into the outputs of one run.
+
+    Every specification of the grid must have its file in one of ``dirs``; they are
+    copied into ``out/specs/`` and the tables, figures and ``sweep_info.json`` are
+    written as :func:`run_sweep` writes them (nothing is fitted).
+
+    Raises
+    ------
+    InputError
+        If a specification has no file in any of ``dirs``.
+    """
+    pool = load_pool(cfg)
+    _specs, tasks, _ = build_tasks(cfg, pool)
+    folders = [Path(d) for d in dirs]
+    for d in folders:
+        if not (d / SPEC_DIR).is_dir():
+            raise InputError(f"no {SPEC_DIR}/ folder (not a sweep or shard output)", file=d)
+    found: dict[str, Path] = {}
+    for t in tasks:
+        for d in folders:
+            p = spec_path(d, t.spec_id)
+            if p.is_file():
+                found[t.spec_id] = p
+                break
+    missing = [t.spec_id for t in tasks if t.spec_id not in found]
+    if missing:
+        raise InputError(f"{len(missing)} of {len(tasks)} specifications have no file in the "
+                         f"folders given (first: spec_{missing[0]}.csv); run the missing shards")
+    target = Path(out or cfg.sweep.out)
+    with open_out_dir(target, output_names(cfg.sweep.indicator_keys), force=force,
+                      command="sensitivity"):
+        (target / SPEC_DIR).mkdir(parents=True, exist_ok=True)
+        for spec_id, src in found.items():
+            dst = spec_path(target, spec_id)
+            if not (dst.exists() and dst.resolve() == src.resolve()):
+                with atomic_path(dst) as tmp:
+                    tmp.write_bytes(src.read_bytes())
+        # every specification is on disk now: run_sweep only rebuilds the outputs
+        return run_sweep(cfg, target, force=True, progress=False, figures=figures)
 
 
 def sensitivity(
