@@ -660,6 +660,11 @@ class BoundsConfig:
         return hash((tuple(sorted(self.columns.items())), tuple(sorted(self.max_rate.items()))))
 
 
+FAMILY_NAMES: tuple[str, ...] = ("binomial", "poisson", "negbin", "price", "gaussian")
+"""Family names a config may give (``nbdid.families.FAMILY_CHOICES``; a test keeps the
+two equal, since the families layer imports this module)."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Configuration of ``nbdid run`` (and the defaults of ``nbdid fit``).
@@ -675,6 +680,16 @@ class RunConfig:
     sampler, model, diagnostics, frequentist, bounds
         See :class:`SamplerConfig`, :class:`ModelConfig`, :class:`DiagnosticsConfig`,
         :class:`FrequentistConfig`, :class:`BoundsConfig`.
+    families
+        Likelihood family by indicator key, overriding the registry or naming the family
+        of a key outside it (``nbdid fit --config``): ``binomial``, ``poisson``,
+        ``negbin``, ``price`` or ``gaussian``.  In a config file::
+
+            [families]
+            wellbeing_score = "gaussian"
+            crime = "negbin"
+
+        ``nbdid fit --family`` takes precedence.
     """
 
     panel: str | None = None
@@ -685,15 +700,26 @@ class RunConfig:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     frequentist: FrequentistConfig = field(default_factory=FrequentistConfig)
     bounds: BoundsConfig = field(default_factory=BoundsConfig)
+    families: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_types(self)
+        _need(isinstance(self.families, dict), "families",
+              "must be a table of indicator = family names")
+        for key, name in self.families.items():
+            _need(name in FAMILY_NAMES, f"families.{key}",
+                  f"must be one of {', '.join(FAMILY_NAMES)}, not {name!r}")
         _need(isinstance(self.indicators, tuple | list), "indicators",
               f"must be a list of indicator keys, not {self.indicators!r}")
         for key in self.indicators:
             get_indicator(key)
         dup = sorted({k for k in self.indicators if list(self.indicators).count(k) > 1})
         _need(not dup, "indicators", f"lists {', '.join(dup)} more than once")
+
+    def __hash__(self) -> int:
+        return hash((self.panel, tuple(self.indicators), self.out, self.sampler, self.model,
+                     self.diagnostics, self.frequentist, self.bounds,
+                     tuple(sorted(self.families.items()))))
 
 
 def _check_value(value: Any, tp: Any, where: str, file: str | None) -> Any:

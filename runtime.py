@@ -163,6 +163,35 @@ def die_with_parent(parent_pid: int | None = None) -> None:
     _watch_parent(parent_pid)
 
 
+def _quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with its stderr sent to ``/dev/null``.
+
+    The tracker is a helper process that outlives an interrupted command by a moment;
+    after Ctrl-C or SIGTERM it may warn (with a traceback) about the pool's semaphores it
+    cleans up, after nbdid's own one-line message.  Those warnings are about the
+    standard library's bookkeeping, not the user's results, so they are not shown.
+    """
+    from multiprocessing import resource_tracker
+
+    if getattr(resource_tracker._resource_tracker, "_fd", None) is not None:
+        return  # already running
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            resource_tracker.ensure_running()
+        finally:
+            os.dup2(saved, 2)
+            os.close(devnull)
+    finally:
+        os.close(saved)
+
+
 def process_pool(max_workers: int = 1, *, mp_context: Any = None) -> Any:
     """A ``concurrent.futures.ProcessPoolExecutor`` whose workers exit when this
     process dies (see :func:`die_with_parent`); ``spawn`` start method by default
@@ -175,5 +204,6 @@ def process_pool(max_workers: int = 1, *, mp_context: Any = None) -> Any:
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp_context if mp_context is not None else mp.get_context("spawn")
+    _quiet_resource_tracker()
     return ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx,
                                initializer=die_with_parent, initargs=(os.getpid(),))

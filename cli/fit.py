@@ -122,7 +122,7 @@ def run_fit(args: argparse.Namespace) -> int:
         raise InputError(f"indicator key '{key}' may only contain letters, digits, _ . -")
     cfg = fit_config(args)
     lowo = cfg.diagnostics.loo_wards  # --loo-wards or [diagnostics] loo_wards = true
-    choice = resolve_family(key, args.family)
+    choice = resolve_family(key, args.family or cfg.families.get(key))
     quiet = args.quiet
 
     def say(msg: str) -> None:

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from nbdid.config import RunConfig, load_config, to_toml
@@ -73,3 +74,42 @@ def test_no_bare_top_level_packages_installed() -> None:
     assert spec is None or Path(spec.origin).resolve().parent.parent == Path.cwd().resolve()
 
 
+
+
+def test_config_families_table(tmp_path: Path) -> None:
+    """``[families]`` names the family of an indicator, checked when the file is read."""
+    from nbdid.config import FAMILY_NAMES
+    from nbdid.families import FAMILY_CHOICES
+
+    assert set(FAMILY_NAMES) == set(FAMILY_CHOICES)
+    p = tmp_path / "c.toml"
+    p.write_text('[families]\nscore = "gaussian"\ncrime = "negbin"\n')
+    cfg = load_config(p)
+    assert cfg.families == {"score": "gaussian", "crime": "negbin"}
+    (tmp_path / "c2.toml").write_text(to_toml(cfg))
+    assert load_config(tmp_path / "c2.toml") == cfg
+    hash(cfg)
+    p.write_text('[families]\nscore = "gauss"\n')
+    with pytest.raises(InputError, match=r"families\.score.*gaussian"):
+        load_config(p)
+
+
+def test_fit_takes_the_family_from_the_config(monkeypatch) -> None:
+    """``fit`` (and so ``nbdid fit --config``) uses ``[families]`` when no family is given."""
+    import nbdid.workflow.fit as wf
+
+    seen = {}
+
+    def stop(panel, indicator, family, **kw):
+        seen["family"] = family.name
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(wf, "build_design", stop)
+    panel = pd.DataFrame()  # not read: validation is skipped and build_design stops
+    cfg = RunConfig(families={"score": "gaussian"})
+    with pytest.raises(RuntimeError, match="stop"):
+        wf.fit(panel, "score", config=cfg, validate=False)
+    assert seen["family"] == "gaussian"
+    with pytest.raises(RuntimeError, match="stop"):
+        wf.fit(panel, "score", config=cfg, family="poisson", validate=False)
+    assert seen["family"] == "poisson"

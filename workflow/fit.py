@@ -360,7 +360,7 @@ def fit(
     cfg = _sampler_config(config or RunConfig(), sampler)
     cfg = _model_config(cfg, covariates=covariates, interact=interact, priors=priors)
     loo_wards = loo_wards or cfg.diagnostics.loo_wards
-    choice = resolve_family(indicator, family)
+    choice = resolve_family(indicator, family if family is not None else cfg.families.get(indicator))
     model_cfg = cfg.model
     if choice.overdispersion is not None:
         model_cfg = dataclasses.replace(model_cfg, overdispersion=choice.overdispersion)
@@ -588,8 +588,8 @@ def fit_all(
         ``failures`` with the reason; the others are fitted.
     """
     keys = list(indicators)
-    families = dict(families or {})
     cfg = config or RunConfig()
+    families = {**cfg.families, **(families or {})}
     say = progress or (lambda _msg: None)
     if validate:
         panel = validate_panel(panel, families={k: v for k, v in families.items()} or None,

@@ -366,7 +366,7 @@ def check_feasible(panel: pd.DataFrame, config: RunConfig) -> None:
     for key in config.indicators:
         try:
             check_did(panel, key, pair_effects=config.model.pair_effects,
-                      columns=tuple(resolve_family(key).family.required))
+                      columns=tuple(resolve_family(key, config.families.get(key)).family.required))
         except DesignError as err:
             raise DesignError(f"{err} (indicator '{key}'; remove it from 'indicators' in the "
                               "config to run the others)") from None

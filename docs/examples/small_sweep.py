@@ -31,6 +31,9 @@ covariates = [["mean_rank", "share_most_deprived_decile"]]
 distance = ["mahalanobis", "euclidean"]
 """)
 
-res = nbdid.sensitivity(config, out_dir("small_sweep"), workers=1, progress=False, force=True)
-print(res.text())
-print(res.results[["spec_id", "indicator", "estimate", "lower", "upper", "gate"]])
+# the sweep fits in worker processes (started with "spawn", which re-imports this
+# script in each worker): a script that starts a sweep needs this guard
+if __name__ == "__main__":
+    res = nbdid.sensitivity(config, out_dir("small_sweep"), workers=1, progress=False, force=True)
+    print(res.text())
+    print(res.results[["spec_id", "indicator", "estimate", "lower", "upper", "gate"]])
