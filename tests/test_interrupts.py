@@ -234,8 +234,9 @@ def test_pool_workers_die_with_a_sigkilled_parent(tmp_path):
                 proc.kill()
 
 
-def _children(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid``."""
+def _procs(field: int, value: int) -> list[int]:
+    """Live processes whose ``/proc/PID/stat`` field ``field`` (after the command name:
+    1 = parent PID, 3 = session id) equals ``value``."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -244,24 +245,19 @@ def _children(pid: int) -> list[int]:
             except OSError:
                 continue
             fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
+            if int(fields[field]) == value and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    return _procs(1, pid)
 
 
 def _session(sid: int) -> list[int]:
     """Live processes of session ``sid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[3]) == sid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
+    return _procs(3, sid)
 
 
 SWEEP_TOML = """
