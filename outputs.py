@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from nbdid.errors import OutputError
 
@@ -95,7 +95,9 @@ def new_temp_file(folder: str | os.PathLike[str], *, prefix: str, suffix: str = 
     """
     folder = Path(folder)
     for _ in range(100):
-        path = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        # the writer's PID in the name lets a later command remove the file once its
+        # writer is dead (:func:`remove_dead_temps`), without touching a live one's
+        path = folder / f"{prefix}{secrets.token_hex(6)}-{os.getpid()}{suffix}"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:  # pragma: no cover - 48 random bits
@@ -103,6 +105,47 @@ def new_temp_file(folder: str | os.PathLike[str], *, prefix: str, suffix: str = 
         os.close(fd)
         return path
     raise FileExistsError(f"no unused temporary file name in {folder}")  # pragma: no cover
+
+
+_DEAD_TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}-(?P<pid>[0-9]+)\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: alive
+        return True
+    return True
+
+
+def remove_dead_temps(folder: str | os.PathLike[str], names: Iterable[str] | None = None) -> int:
+    """Remove the temporary files (:func:`new_temp_file`) in ``folder`` whose writer is
+    no longer running, e.g. a download killed by SIGKILL, and return how many.
+
+    Only files named like nbdid's temporaries for ``names`` (all names when ``None``)
+    are considered, and only those whose writer's PID is gone: a live writer's file,
+    or anything else in a user's folder, is never touched.  (A PID reused since is
+    taken for alive; the file then stays until a later call.)
+    """
+    folder = Path(folder)
+    wanted = set(names) if names is not None else None
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _DEAD_TEMP.match(entry.name)
+        if m is None or (wanted is not None and m["name"] not in wanted):
+            continue
+        if int(m["pid"]) == os.getpid() or _alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
 
 
 @contextlib.contextmanager
@@ -218,7 +261,7 @@ UNFINISHED_NAME = ".nbdid-unfinished.json"
 written before the first result file and removed after the last one.  A folder that
 holds it holds no complete result set (see :func:`unfinished_run`)."""
 
-_TEMP_LEFTOVER = re.compile(r"^\..+\.[A-Za-z0-9_]{6,16}\.tmp$|^\.nbdid-probe-")
+_TEMP_LEFTOVER = re.compile(r"^\..+\.[A-Za-z0-9_]{6,16}(-[0-9]+)?\.tmp$|^\.nbdid-probe-")
 _SESSIONS: dict[str, OutputSession] = {}
 
 
@@ -312,7 +355,8 @@ def _only_bookkeeping(folder: Path) -> bool:
 
 @contextlib.contextmanager
 def open_out_dir(out: str | os.PathLike[str], names: Iterable[str], *, force: bool,
-                 command: str) -> Iterator[OutputSession]:
+                 command: str, clean: Literal["folder", "names"] = "folder",
+                 ) -> Iterator[OutputSession]:
     """Hold ``out`` for one command: create it, lock it, check ``names`` for clashes.
 
     * A second command into the same folder (another process, another host on a
@@ -326,6 +370,11 @@ def open_out_dir(out: str | os.PathLike[str], names: Iterable[str], *, force: bo
     * Files from completed commands are never overwritten without ``force``.
     * A folder this command created and left empty (e.g. interrupted before its first
       file) is removed again.
+
+    * Temporary files of killed writers are removed: every nbdid temporary in the
+      folder and its subfolders (``clean="folder"``, for folders nbdid's commands own),
+      or only those of ``names`` (``clean="names"``, for a user's folder that merely
+      receives a few files, e.g. ``nbdid build --out data/panel.csv``).
 
     Within the block :func:`prepare_out_dir` (the ``save`` methods) accepts ``names``
     without ``force``: they were checked here.  Nested calls for the same folder in one
@@ -361,7 +410,11 @@ def open_out_dir(out: str | os.PathLike[str], names: Iterable[str], *, force: bo
                   "started": _now()}
         write_text(json.dumps(holder, indent=2) + "\n", path / HOLDER_NAME)
         previous = unfinished_run(path)
-        _clean_leftovers(path)
+        if clean == "folder":
+            _clean_leftovers(path)
+        else:
+            for name in names:
+                remove_dead_temps((path / name).parent, [Path(name).name])
         exempt = set(previous.get("names", [])) if previous else set()
         if not force:
             _refuse_existing(path, sorted(n for n in names - exempt if (path / n).exists()))

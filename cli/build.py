@@ -86,11 +86,8 @@ def run_build(args: argparse.Namespace) -> int:
     cfg = load_build_config(args.config)
 
     from nbdid.download import DownloadSettings
-    from nbdid.outputs import prepare_out_dir
-    from nbdid.workflow.build import build, build_outputs, default_sources
+    from nbdid.workflow.build import build, default_sources, hold_build_out
 
-    # a clash with existing files stops before any download
-    prepare_out_dir(out.parent if str(out.parent) else ".", build_outputs(out), force=args.force)
     settings = DownloadSettings.from_env(
         cache_dir=args.cache, mirror=args.mirror, offline=args.offline, refresh=args.refresh,
         retries=args.retries, timeout=args.timeout, pause=args.pause)
@@ -100,10 +97,12 @@ def run_build(args: argparse.Namespace) -> int:
             print(f"nbdid build: {msg}", file=sys.stderr, flush=True)
 
     argv = getattr(args, "argv", None)
-    res = build(wards=args.wards, config=cfg, settings=settings,
-                sources=args.sources or default_sources(out), log=log,
-                command=shlex.join(["nbdid", *argv]) if argv else None)
-    paths = res.save(out, force=args.force)
+    # one build per folder; a clash with existing files stops before any download
+    with hold_build_out(out, force=args.force):
+        res = build(wards=args.wards, config=cfg, settings=settings,
+                    sources=args.sources or default_sources(out), log=log,
+                    command=shlex.join(["nbdid", *argv]) if argv else None)
+        paths = res.save(out, force=args.force)
     for line in res.guard_lines():
         print(f"nbdid build: note: {line}", file=sys.stderr)
     print(res.text())

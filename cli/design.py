@@ -139,7 +139,7 @@ def design_config(args: argparse.Namespace) -> DesignConfig:
     try:
         return DesignConfig(**values)
     except SettingError as err:
-        raise InputError(f"{FLAGS.get(err.key, err.key)} {err.detail}") from None
+        raise SettingError(FLAGS.get(err.key, err.key), err.detail) from None
 
 
 def design_main(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from filelock import FileLock, Timeout
 
 from nbdid.errors import DownloadError
-from nbdid.outputs import new_temp_file
+from nbdid.outputs import new_temp_file, remove_dead_temps
 
 __all__ = ["Cache", "cache_key", "file_hashes", "utc_now"]
 
@@ -89,6 +89,7 @@ def cache_key(url: str, body: bytes | None = None) -> str:
 
 def _write_json_atomic(path: Path, obj: Any, *, compact: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temps(path.parent, [path.name])  # left by a writer that was killed
     tmp = new_temp_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:

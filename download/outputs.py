@@ -21,7 +21,7 @@ from typing import Any
 
 from nbdid.download.cache import utc_now
 from nbdid.errors import OutputError
-from nbdid.outputs import new_temp_file
+from nbdid.outputs import new_temp_file, remove_dead_temps
 
 __all__ = ["PROVENANCE_NAME", "install", "install_copy", "record_provenance"]
 
@@ -67,6 +67,9 @@ def install(
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        # a download killed by SIGKILL left its hidden temporary file: removed now
+        # (any of nbdid's whose writer is dead; never a live writer's, never the user's)
+        remove_dead_temps(dest.parent)
         tmp = new_temp_file(dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     except OSError as err:
         raise OutputError(f"cannot write to {dest.parent}: {err.strerror or err}") from None
@@ -124,6 +127,7 @@ def record_provenance(folder: str | os.PathLike[str], source: str,
         for rel, rec in files.items():
             entries[rel] = {"source": source, **rec}
         doc.setdefault("runs", []).append({"source": source, "finished_at": utc_now(), **run})
+        remove_dead_temps(folder, [PROVENANCE_NAME])
         tmp = new_temp_file(folder, prefix=f".{PROVENANCE_NAME}.", suffix=".tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as fh:

@@ -176,13 +176,14 @@ def test_cli_design(first_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["--areas", "29,x"], "--areas: 'x' is not a whole number"),
-    (["--areas", "1"], "--areas must be numbers of matched sets"),
-    (["--effect", "0"], "--effect must be positive ratios"),
+    (["--areas", "1"], "'--areas' must be numbers of matched sets"),
+    (["--effect", "0"], "'--effect' must be positive ratios"),
     (["--from-tipping", "--sigma-ward", "0.3"], "need --sigma-change"),
     (["--indicator", "fly_tipping"], "unknown indicator 'fly_tipping'"),
-    (["--periods", "3", "--post-periods", "3"], "--post-periods must be at least 1"),
+    (["--periods", "3", "--post-periods", "3"], "'--post-periods' must be at least 1"),
     (["--executor", "dask"], "--scheduler"),
     (["--draws", "0"], "'--draws' must be between"),
+    (["--seed", "-5"], "'--seed' must be between 0 and 4294967295, not -5"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     code = cli_main(["design", "--out", str(tmp_path / "x"), "--quiet", *argv])

@@ -457,13 +457,17 @@ def test_two_commands_into_one_folder(tmp_path, panel_csv):
         try:
             assert _wait_for(lambda: (out / HOLDER_NAME).exists(), 300, first), \
                 first.stderr.read() if first.poll() is not None else "no lock taken"
+            # the first is paused while it holds the folder, so that it cannot finish
+            # before the second has tried (on a fast machine it did: exit 0, not 143)
+            os.kill(first.pid, signal.SIGSTOP)
             second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
             assert second.returncode == 2, second.stderr
             msg = second.stderr.strip()
             assert msg.count("\n") == 0 and "in use" in msg and f"PID {first.pid}" in msg, msg
             assert first.poll() is None  # the first goes on
         finally:
-            first.terminate()
+            first.terminate()  # pending until it runs again
+            os.kill(first.pid, signal.SIGCONT)
             first.wait(timeout=120)
     assert first.returncode == 143
     assert not (out / "crime.nc").exists()

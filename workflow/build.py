@@ -157,6 +157,23 @@ def build_outputs(out: str | os.PathLike[str]) -> list[str]:
     return [p.name, f"{p.stem}.provenance.json", f"{p.stem}.provenance.txt", f"{p.stem}.run.toml"]
 
 
+def hold_build_out(out: str | os.PathLike[str], *, force: bool) -> Any:
+    """Hold the folder of the panel ``out`` for one build (a context manager).
+
+    A second command into the folder is refused at once; existing build files are
+    refused without ``force`` before anything is downloaded; the four files of
+    :func:`build_outputs` carry the folder's unfinished-marker until the last one is in
+    place, so a build killed between them is recognised as unfinished (and its files
+    replaced by the next build without ``--force``).  Only the build's own temporary
+    files are cleaned: the folder is the user's.
+    """
+    from nbdid.outputs import open_out_dir
+
+    p = Path(out)
+    return open_out_dir(p.parent if str(p.parent) else ".", build_outputs(p), force=force,
+                        command="build", clean="names")
+
+
 def default_sources(out: str | os.PathLike[str]) -> Path:
     """Folder of the raw files for the panel ``out``: ``<stem>.sources`` beside it."""
     p = Path(out)
@@ -226,12 +243,17 @@ class BuildResult:
     def save(self, out: str | os.PathLike[str], *, force: bool = False) -> dict[str, Path]:
         """Write the panel, its provenance (JSON and text) and the run config.
 
-        Nothing is overwritten unless ``force``; every file is written atomically.
+        Nothing is overwritten unless ``force``; every file is written atomically, and
+        the folder is held (:func:`hold_build_out`) until all four are in place.
         """
         p = Path(out)
         if p.suffix.lower() != ".csv":
             raise InputError(f"--out {p} must end in .csv", column="--out")
         names = build_outputs(p)
+        with hold_build_out(p, force=force):
+            return self._write(p, names, force=force)
+
+    def _write(self, p: Path, names: list[str], *, force: bool) -> dict[str, Path]:
         folder = prepare_out_dir(p.parent if str(p.parent) else ".", names, force=force)
         report = {**self.report, "output": str(folder / names[0])}
         report["next_command"] = f"nbdid run --config {folder / names[3]}"
