@@ -80,7 +80,7 @@ from nbdid.download import police as dl_police
 from nbdid.download import statxplore as dl_statxplore
 from nbdid.download.police import default_latest_archive
 from nbdid.errors import InputError
-from nbdid.outputs import prepare_out_dir, write_csv, write_text
+from nbdid.outputs import open_out_dir, prepare_out_dir, write_csv, write_text
 from nbdid.provenance import hash_frame, package_versions
 from nbdid.registry import INDICATORS
 
@@ -167,8 +167,6 @@ def hold_build_out(out: str | os.PathLike[str], *, force: bool) -> Any:
     replaced by the next build without ``--force``).  Only the build's own temporary
     files are cleaned: the folder is the user's.
     """
-    from nbdid.outputs import open_out_dir
-
     p = Path(out)
     return open_out_dir(p.parent if str(p.parent) else ".", build_outputs(p), force=force,
                         command="build", clean="names")
