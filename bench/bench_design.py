@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 TARGET_SIMS, TARGET_AREAS, TARGET_INDICATORS = 200, (29, 75, 150, 350), 7
-REFERENCE_TEXT = "4x1000/1000"
+REFERENCE_TEXT = "4x1000/1000@0.9"
 
 
 def load() -> str:
@@ -157,13 +157,16 @@ def per_study_seconds(t: pd.DataFrame):
 
 
 def _sampler(text: str):
-    """``"400/300"`` -> 1 chain x 400 draws after 300 tuning steps; ``"4x1000/1000"``."""
+    """``"400/300"`` -> 1 chain x 400 draws after 300 tuning steps; ``"4x1000/1000"``;
+    ``"400/300@0.8"`` with target acceptance 0.8 (default: the design sampler's)."""
     from nbdid.config import DESIGN_SAMPLER
 
+    text, _, accept = text.partition("@")
     chains, _, rest = text.rpartition("x")
     draws, tune = rest.split("/")
     return dataclasses.replace(DESIGN_SAMPLER, draws=int(draws), tune=int(tune),
-                               chains=int(chains or 1))
+                               chains=int(chains or 1),
+                               target_accept=float(accept or DESIGN_SAMPLER.target_accept))
 
 
 def check(args: argparse.Namespace) -> None:
@@ -246,7 +249,8 @@ def main() -> int:
     p.add_argument("--check-sims", type=int, default=100)
     p.add_argument("--check-areas", type=int, default=29)
     p.add_argument("--check-samplers", default="400/300,200/200",
-                   help="sampler settings to compare with the reference: CHAINSxDRAWS/TUNE, ...")
+                   help="sampler settings to compare with the reference: "
+                        "CHAINSxDRAWS/TUNE[@TARGET_ACCEPT], ...")
     args = p.parse_args()
     if args.from_sims:
         from_simulations(args)

@@ -743,8 +743,11 @@ def _format_csv_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_panel(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def write_panel(df: pd.DataFrame, path: str | os.PathLike[str], *,
+                covariates: tuple[str, ...] | list[str] = ()) -> Path:
     """Validate ``df`` and write it atomically as CSV (or Parquet for ``.parquet``).
+
+    ``covariates`` names extra numeric columns the panel carries (as ``--covariates``).
 
     Returns
     -------
@@ -752,7 +755,7 @@ def write_panel(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         The path written.
     """
     given = _families_of(df)
-    panel = validate_panel(df, require_exposure=False, families=given)
+    panel = validate_panel(df, require_exposure=False, families=given, covariates=covariates)
     # value columns of families the panel does not use are left out of the file (a panel
     # of the report's indicators has no columns of, say, the gaussian family)
     present = {(given or {}).get(k) or (INDICATORS[k].family if k in INDICATORS else None)

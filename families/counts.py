@@ -112,8 +112,13 @@ class CountFamily(Family):
 
     # ------------------------------------------------------------------ simulation
     def simulate_size(self, base, t, rng, *, mean_transactions: float = 40.0) -> float:
-        """The ward's baseline exposure with a small drift per period."""
-        return base * (1 + 0.05 * t * rng.standard_normal())
+        """The ward's baseline exposure with a small drift per period.
+
+        Multiplicative, ``base * (1 + 0.05 z) ** t``, so that it stays positive on long
+        panels (an additive ``base * (1 + 0.05 t z)`` went negative by period 10); the
+        first two periods are as before.
+        """
+        return base * max(1 + 0.05 * rng.standard_normal(), 0.5) ** t
 
 
 __all__ = ["CountFamily", "Z95"]

@@ -10,6 +10,7 @@ simulated transaction by transaction (log-normal within a ward-period).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -215,3 +216,146 @@ def simulate_panel(
             df[name] = pd.array(df[name].to_numpy(float), dtype="Int64")
     df["synthetic"] = df["synthetic"].astype(bool)
     return df, SimulationTruth(did=did, did_pa=float(mult * num / den), multiplier=mult)
+
+
+NATIONAL_COVARIATES: tuple[str, ...] = ("mean_rank", "share_most_deprived_decile")
+"""Ward covariates a synthetic national panel carries (IMD 2019, from the real LSOA ranks)."""
+
+
+def simulate_national_panel(
+    wards: pd.DataFrame,
+    treated: Sequence[str],
+    *,
+    family: str = "poisson",
+    indicator: str | None = None,
+    n_periods: int = 2,
+    first_post: int | None = None,
+    did: float = 0.0,
+    base: float | None = None,
+    treated_base: float | None = None,
+    period_change: float = -0.05,
+    group_diff: float = 0.0,
+    sigma_ward: float = 0.3,
+    sigma_change: float = 0.2,
+    sigma_change_nbi: float | None = None,
+    deprivation_level: float = 0.4,
+    deprivation_change: float = 0.05,
+    residents_per_lsoa: float = 1_600.0,
+    covariates: Sequence[str] = NATIONAL_COVARIATES,
+    seed: int | None = None,
+) -> tuple[pd.DataFrame, SimulationTruth]:
+    """Simulate an unpaired national panel on a real ward list: the initiative wards
+    against every other ward as one hierarchical comparison population.
+
+    Each ward's deprivation ``z`` is its standardised IMD 2019 mean LSOA rank (signed so
+    that more deprived is positive).  Its link-scale value in period ``t`` is ::
+
+        centre + group_diff * nbi + deprivation_level * z + sigma_ward * e_ward
+               + period_change * t
+               + post * (sigma_change * e_change + deprivation_change * z + did * nbi)
+
+    so deprived wards have higher rates *and* change differently after the start:
+    parallel trends hold only conditionally on the covariates (fit with
+    ``covariates=NATIONAL_COVARIATES``).  Exposures (residents, or trials) are the ward's
+    number of LSOAs times ``residents_per_lsoa``, drifting a little each period.  Every
+    row is marked ``synthetic``.
+
+    Parameters
+    ----------
+    wards
+        One row per ward: ``ward``, ``ward_name``, ``la_name`` (or ``la``), ``n_lsoa``
+        and the ``covariates`` (e.g. :func:`nbdid.data_prep.covariates.study_covariates`).
+    treated
+        Ward codes of the initiative wards (group ``nbi``); the others are ``benchmark``.
+    family, indicator
+        A count family (``"poisson"`` or ``"binomial"``) and the indicator key written.
+    n_periods, first_post
+        Periods (2: before/after; 11: an annual panel) and the first post period
+        (default: the middle one, ``n_periods // 2``, for more than two periods).
+    did
+        True treatment x post effect on the link scale.
+    base, period_change, group_diff, sigma_ward, sigma_change, sigma_change_nbi
+        As in :func:`simulate_panel` (the change is a step at ``first_post``); ``base``
+        is the typical value of a ward of average deprivation.
+    treated_base
+        Instead of ``base``: the typical value of the initiative wards before the start
+        (e.g. the report's published figure); the national centre is set so that their
+        mean link-scale level equals its link.
+    deprivation_level, deprivation_change
+        Effects of one SD of deprivation on the level and on the change after the start.
+    residents_per_lsoa
+        Exposure per LSOA (an LSOA has about 1,500 residents).
+    covariates
+        Ward covariate columns copied into every row.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    tuple
+        ``(panel, truth)``: the tidy panel (``pair`` empty) and the true effect.
+    """
+    fam = get_family(family)
+    if fam.name not in ("poisson", "binomial"):
+        raise ValueError(f"national panels are simulated for count families (poisson, "
+                         f"binomial), not {fam.name}")
+    missing = [c for c in ("ward", "n_lsoa", *covariates) if c not in wards.columns]
+    if missing:
+        raise ValueError(f"the ward table lacks column(s) {', '.join(missing)}")
+    if n_periods < 2:
+        raise ValueError(f"n_periods must be at least 2, not {n_periods}")
+    first_post = (1 if n_periods == 2 else n_periods // 2) if first_post is None else first_post
+    if not 1 <= first_post < n_periods:
+        raise ValueError(f"first_post must be between 1 and {n_periods - 1}, not {first_post}")
+    rng = np.random.default_rng(seed)
+    key = indicator or DEFAULT_KEYS.get(fam.name, fam.name)
+    mult = INDICATORS[key].multiplier if key in INDICATORS else fam.default_multiplier
+    w = wards.reset_index(drop=True)
+    n_w = len(w)
+    codes = w["ward"].astype(str).to_numpy()
+    nbi = np.isin(codes, np.asarray(list(treated), dtype=str)).astype(float)
+    rank = w["mean_rank"].to_numpy(float) if "mean_rank" in w.columns else np.zeros(n_w)
+    rank = np.where(np.isfinite(rank), rank, np.nanmean(rank))
+    z = -(rank - rank.mean()) / (rank.std() or 1.0)
+    if treated_base is not None and nbi.any():
+        centre = (fam.link_of_base(treated_base) - group_diff
+                  - deprivation_level * float(z[nbi == 1].mean()))
+    else:
+        centre = fam.link_of_base(fam.default_base if base is None else base)
+    level = centre + group_diff * nbi + deprivation_level * z + sigma_ward * rng.standard_normal(n_w)
+    change_sd = np.where(nbi == 1, sigma_change if sigma_change_nbi is None else sigma_change_nbi,
+                         sigma_change)
+    step = change_sd * rng.standard_normal(n_w) + deprivation_change * z
+    exposure0 = np.maximum(w["n_lsoa"].to_numpy(float), 1.0) * residents_per_lsoa
+    la = (w["la_name"] if "la_name" in w.columns else w.get("la", pd.Series([""] * n_w))).astype(str)
+    names = w["ward_name"].astype(str) if "ward_name" in w.columns else pd.Series(codes)
+    frames, num, den = [], 0.0, 0.0
+    for t in range(n_periods):
+        post = int(t >= first_post)
+        eta_cf = level + period_change * t + post * step
+        eta = eta_cf + did * nbi * post
+        size = np.array([fam.simulate_size(e, t, rng) for e in exposure0])
+        values = fam.simulate(eta, size, rng)
+        if post:
+            weight = np.asarray(values[fam.weight_column], dtype=float) * nbi
+            num += float(np.sum(weight * (fam.truth_value(eta) - fam.truth_value(eta_cf))))
+            den += float(weight.sum())
+        frame = pd.DataFrame({
+            "indicator": key, "ward": codes, "ward_name": names.to_numpy(), "la": la.to_numpy(),
+            "group": np.where(nbi == 1, "nbi", "benchmark"), "pair": pd.array([pd.NA] * n_w, "Int64"),
+            "period": t, "period_label": str(2010 + t) if n_periods > 2 else ("2011", "2021")[t],
+            "post": post})
+        for name, value in values.items():
+            frame[name] = np.asarray(value)
+        frames.append(frame)
+    df = pd.concat(frames, ignore_index=True)
+    for name, (spec, _users) in family_columns().items():
+        if name not in df.columns:
+            df[name] = np.nan
+        if spec.dtype == "Int64":
+            df[name] = pd.array(df[name].to_numpy(float), dtype="Int64")
+    cov = w[["ward", *covariates]].astype({"ward": str})
+    df = df.merge(cov, on="ward", how="left", validate="many_to_one")
+    df["synthetic"] = True
+    return df, SimulationTruth(did=did, did_pa=float(mult * num / den) if den else 0.0,
+                               multiplier=mult)

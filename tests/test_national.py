@@ -1,0 +1,87 @@
+"""The synthetic national panel (workflow/national.py): shape, truth, and honesty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbdid.data_prep.schema import validate_panel
+from nbdid.errors import InputError, OutputError
+from nbdid.models.simulate import NATIONAL_COVARIATES
+from nbdid.workflow.national import SYNTHETIC_NOTE, national_model_config, national_panel
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def ward_table(n: int = 60, n_treated: int = 6) -> tuple[pd.DataFrame, list[str]]:
+    rng = np.random.default_rng(3)
+    t = pd.DataFrame({"ward": [f"E0500{i:04d}" for i in range(n)],
+                      "ward_name": [f"W{i}" for i in range(n)], "la_name": "LA",
+                      "n_lsoa": rng.integers(3, 8, n),
+                      "mean_rank": rng.uniform(1000, 30000, n),
+                      "share_most_deprived_decile": rng.uniform(0, 1, n)})
+    return t, list(t["ward"][:n_treated])
+
+
+@pytest.mark.parametrize("periods", [2, 5])
+def test_national_panel_on_a_given_ward_table(periods):
+    table, treated = ward_table()
+    res = national_panel(periods=periods, ward_table=table, treated=treated, seed=2)
+    p = res.panel
+    assert len(p) == 60 * periods
+    assert set(p.loc[p["ward"].isin(treated), "group"]) == {"nbi"}
+    assert (p["count"] >= 0).all() and (p["exposure"] > 0).all()
+    assert p["synthetic"].all()
+    for c in NATIONAL_COVARIATES:
+        assert c in p.columns
+    validate_panel(p, covariates=NATIONAL_COVARIATES)
+    assert res.info["did"] == -0.1 and res.info["synthetic"] is True
+    assert "SYNTHETIC" in res.text()
+
+
+def test_subsample_keeps_every_initiative_ward_and_is_seeded():
+    table, treated = ward_table()
+    a = national_panel(ward_table=table, treated=treated, wards=20, seed=5)
+    b = national_panel(ward_table=table, treated=treated, wards=20, seed=5)
+    assert a.panel["ward"].nunique() == 20
+    assert set(treated) <= set(a.panel["ward"])
+    pd.testing.assert_frame_equal(a.panel, b.panel)
+    with pytest.raises(InputError, match="--wards must be at least 8"):
+        national_panel(ward_table=table, treated=treated, wards=7)
+
+
+def test_bad_settings_are_refused():
+    table, treated = ward_table()
+    with pytest.raises(InputError, match="--periods"):
+        national_panel(periods=1, ward_table=table, treated=treated)
+    with pytest.raises(InputError, match="unknown indicator"):
+        national_panel(indicator="nope", ward_table=table, treated=treated)
+
+
+def test_save_writes_panel_and_provenance_and_never_overwrites(tmp_path):
+    table, treated = ward_table()
+    res = national_panel(ward_table=table, treated=treated, seed=1)
+    out = res.save(tmp_path / "nat.csv")
+    prov = (tmp_path / "nat.provenance.json").read_text()
+    assert SYNTHETIC_NOTE in prov
+    assert len(pd.read_csv(out)) == len(res.panel)
+    with pytest.raises(OutputError, match="already holds results"):
+        res.save(tmp_path / "nat.csv")
+    res.save(tmp_path / "nat.csv", force=True)
+
+
+def test_model_config_has_no_pairs_and_the_covariates():
+    cfg = national_model_config()
+    assert cfg.pair_effects is False
+    assert tuple(cfg.covariates) == NATIONAL_COVARIATES
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (real IMD and lookups) absent")
+def test_real_ward_list_holds_the_29_initiative_wards():
+    res = national_panel(wards=200, seed=1)
+    assert res.info["initiative_wards"] == 29
+    assert res.info["wards_in_lookup"] > 7000
+    assert res.panel["ward"].nunique() == 200
