@@ -214,11 +214,16 @@ def check_file(path: Path) -> None:
         tomllib.loads(data.decode("utf-8"))
 
 
-def check_folder(cmd: Command, out: Path, sig: int) -> None:
+def check_folder(cmd: Command, out: Path, sig: int, since: float | None = None) -> None:
+    """Invariants of ``out`` after a run ended by ``sig``.  ``since``: when that run
+    started; a temporary file older than it was left by an earlier SIGKILL'd run that
+    this one was stopped before cleaning (the next command that gets that far does;
+    after a clean end, ``since`` is None and no temporary file may be left)."""
     if not out.exists():
         return
     files = [p for p in out.rglob("*") if p.is_file()]
-    temps = [p for p in files if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)]
+    temps = [p for p in files if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)
+             and (since is None or p.stat().st_mtime >= since)]
     if sig != signal.SIGKILL:
         assert not temps, f"{cmd.name}: temporary files left: {temps}"
     for p in cmd.checked(out) if cmd.checked is not None else files:
@@ -265,12 +270,12 @@ def inject(cmd: Command, work: Path, reference: Path, *, kills: int = CHAIN, see
         assert tries <= 4 * kills, f"{cmd.name}: finished before its signal {tries} times"
         sig = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
         delay = rng.uniform(0.0, duration)
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         rc, err, sent = kill_once(cmd, out, delay, sig)
         if not sent:  # a whole run took this long (the reference may have compiled)
             duration = min(duration, time.perf_counter() - t0)
         check_exit(cmd, rc, err, sig, delay)
-        check_folder(cmd, out, sig)
+        check_folder(cmd, out, sig, started)
         if cmd.after_kill is not None:
             cmd.after_kill(out)
         made += sent
@@ -378,9 +383,10 @@ def a_few_kills(cmd: Command, work: Path, signals: tuple[int, ...], seed: int) -
     out = work / f"{cmd.name}_quick"
     for i, sig in enumerate(signals):
         delay = rng.uniform(min(STARTUP, duration / 2), duration)
+        started = time.time()
         rc, err, _ = kill_once(cmd, out, delay, sig)
         check_exit(cmd, rc, err, sig, delay)
-        check_folder(cmd, out, sig)
+        check_folder(cmd, out, sig, started)
         if cmd.after_kill is not None:
             cmd.after_kill(out)
         if rc == 0:
