@@ -211,11 +211,18 @@ def simulate_panel(
             rows.append(row)
     df = pd.DataFrame(rows)
     df["pair"] = df["pair"].astype("Int64")
-    for name, (spec, _users) in family_columns().items():
-        if spec.dtype == "Int64":
-            df[name] = pd.array(df[name].to_numpy(float), dtype="Int64")
+    _family_value_columns(df)
     df["synthetic"] = df["synthetic"].astype(bool)
     return df, SimulationTruth(did=did, did_pa=float(mult * num / den), multiplier=mult)
+
+
+def _family_value_columns(df: pd.DataFrame) -> None:
+    """Every family's value column in ``df`` (missing ones empty), integer ones as Int64."""
+    for name, (spec, _users) in family_columns().items():
+        if name not in df.columns:
+            df[name] = np.nan
+        if spec.dtype == "Int64":
+            df[name] = pd.array(df[name].to_numpy(float), dtype="Int64")
 
 
 NATIONAL_COVARIATES: tuple[str, ...] = ("mean_rank", "share_most_deprived_decile")
@@ -349,11 +356,7 @@ def simulate_national_panel(
             frame[name] = np.asarray(value)
         frames.append(frame)
     df = pd.concat(frames, ignore_index=True)
-    for name, (spec, _users) in family_columns().items():
-        if name not in df.columns:
-            df[name] = np.nan
-        if spec.dtype == "Int64":
-            df[name] = pd.array(df[name].to_numpy(float), dtype="Int64")
+    _family_value_columns(df)
     cov = w[["ward", *covariates]].astype({"ward": str})
     df = df.merge(cov, on="ward", how="left", validate="many_to_one")
     df["synthetic"] = True
