@@ -129,6 +129,12 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `nbdid replicate | head`: the reader has what it wanted
+        try:  # no second error when the interpreter flushes the closed pipe at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
     except Exception as err:
         if signals_seen():  # a library that swallowed Ctrl-C/SIGTERM failed after it
             stopped = interruption()
@@ -139,8 +145,6 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"{name}: error: {err}", file=sys.stderr)
             return err.exit_code
         raise
-    except BrokenPipeError:  # e.g. `nbdid replicate | head`
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
-from nbdid.cli._common import progress
+from nbdid.cli._common import parse_families, progress
 from nbdid.config import FrequentistConfig, load_config, with_settings
 from nbdid.errors import InputError
-from nbdid.families import FAMILY_CHOICES
+from nbdid.families import FAMILY_CHOICES, base_name
 from nbdid.outputs import open_out_dir
 
 DEFAULT_OUT = "nbdid-compare"
@@ -54,17 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_compare)
 
 
-def parse_families(items: Sequence[str]) -> dict[str, str]:
-    """``KEY=FAMILY`` options as a dict."""
-    out = {}
-    for item in items:
-        key, sep, fam = item.partition("=")
-        if not sep or not key.strip() or fam.strip() not in FAMILY_CHOICES:
-            raise InputError(f"--family must look like KEY={'|'.join(FAMILY_CHOICES)}, not {item!r}")
-        out[key.strip()] = fam.strip()
-    return out
-
-
 def run_compare(args: argparse.Namespace) -> int:
     """Handler of ``nbdid compare``."""
     cfg = load_config(args.config)
@@ -80,8 +68,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.data is None:
         panel, source = load_default_panel(), "embedded synthetic default panel"
     else:
-        panel = read_panel(args.data, families={k: ("poisson" if v == "negbin" else v)
-                                               for k, v in families.items()} or None)
+        panel = read_panel(args.data, families={k: base_name(v) for k, v in families.items()} or None)
         source = str(args.data)
     from nbdid.analysis.concordance import panel_keys
 

@@ -7,6 +7,9 @@
     Check a panel against the schema and print a per-group summary.
 ``nbdid data schema``
     Print the panel schema.
+``nbdid data national --out PANEL.csv``
+    Write a SYNTHETIC national panel on the real English ward list (every ward of
+    the ONS lookup with its IMD 2019 covariates; simulated outcomes).
 
 Parsing and printing only; the work is done by :mod:`nbdid.data_prep`.  Library
 imports stay inside the handlers so that ``nbdid --help`` does not load pandas.
@@ -19,8 +22,9 @@ import dataclasses
 import typing
 from typing import Any
 
+from nbdid.cli._common import parse_families
 from nbdid.config import GeneratorConfig
-from nbdid.errors import InputError
+from nbdid.families import FAMILY_CHOICES
 
 _METAVARS = {"seed": "N", "pair_corr": "CORR", "population_cv": "CV"}
 _GEN_HELP = {
@@ -46,17 +50,7 @@ def _generator_fields() -> list[dataclasses.Field]:
 
 
 def _number_type(f: dataclasses.Field):
-    tp = typing.get_type_hints(GeneratorConfig)[f.name]
-
-    def conv(text: str):
-        try:
-            return tp(text)
-        except ValueError:
-            kind = "a whole number" if tp is int else "a number"
-            raise argparse.ArgumentTypeError(f"must be {kind}, not {text!r}") from None
-
-    conv.__name__ = tp.__name__
-    return conv
+    return _number(typing.get_type_hints(GeneratorConfig)[f.name])
 
 
 def register(subparsers: Any) -> None:
@@ -95,7 +89,7 @@ def register(subparsers: Any) -> None:
     )
     v.add_argument("panel", metavar="PANEL.csv")
     v.add_argument("--family", action="append", default=[], metavar="KEY=FAMILY",
-                   help="family (binomial, poisson, price) of an indicator that is not in the registry")
+                   help="family (" + ", ".join(FAMILY_CHOICES) + ") of an indicator that is not in the registry")
     v.add_argument("--no-exposure", action="store_true",
                    help="allow count rows without exposure (denominators joined later)")
     v.set_defaults(func=_cmd_validate)
@@ -103,16 +97,52 @@ def register(subparsers: Any) -> None:
     s = dsub.add_parser("schema", help="print the panel schema", description="Print the panel schema.")
     s.set_defaults(func=_cmd_schema)
 
+    n = dsub.add_parser(
+        "national",
+        help="write a SYNTHETIC national panel: the initiative wards against every English ward",
+        description=(
+            "Write a synthetic national panel: every English ward of the ONS LSOA-to-ward "
+            "lookup with its real IMD 2019 covariates (mean_rank, "
+            "share_most_deprived_decile), the study's initiative wards as the study resolves "
+            "them, and SIMULATED counts with a known DiD. Fit it with "
+            "'nbdid fit --data PANEL.csv --indicator KEY --no-pairs --covariates "
+            "mean_rank,share_most_deprived_decile'. Writes PANEL.csv and "
+            "PANEL.provenance.json; see docs/scale.md."
+        ),
+    )
+    n.add_argument("--out", required=True, metavar="PANEL.csv", help="file to write")
+    n.add_argument("--indicator", default="crime", metavar="KEY",
+                   help="count indicator whose family and base rate are simulated (default crime)")
+    n.add_argument("--periods", type=_number(int), default=2, metavar="N",
+                   help="number of periods: 2 (before/after) or an annual panel, e.g. 11 (default 2)")
+    n.add_argument("--first-post", type=_number(int), default=None, metavar="T",
+                   help="first post-initiative period (default 1 for two periods, else the middle)")
+    n.add_argument("--did", type=_number(float), default=-0.1, metavar="X",
+                   help="true DiD on the link scale (default -0.1, about a 10%% fall)")
+    n.add_argument("--wards", type=_number(int), default=None, metavar="N",
+                   help="every initiative ward plus a random sample of the others, N in all "
+                        "(default: every ward)")
+    n.add_argument("--seed", type=_number(int), default=0, metavar="N",
+                   help="seed of the sample and the simulation (default 0)")
+    n.add_argument("--imd", default=None, metavar="PATH",
+                   help="IMD 2019 LSOA file (default: ../shared/data)")
+    n.add_argument("--lookups", default=None, metavar="PATH",
+                   help="ONS LSOA-to-ward lookup file or folder (default: ../shared/data)")
+    n.add_argument("--force", action="store_true", help="overwrite existing files")
+    n.set_defaults(func=_cmd_national)
 
-def parse_families(items: list[str]) -> dict[str, str]:
-    """Parse ``KEY=FAMILY`` options into a dict (one-line InputError when malformed)."""
-    out = {}
-    for item in items:
-        key, sep, fam = item.partition("=")
-        if not sep or not key.strip() or fam.strip() not in ("binomial", "poisson", "price"):
-            raise InputError(f"--family must look like KEY=binomial|poisson|price, not {item!r}")
-        out[key.strip()] = fam.strip()
-    return out
+
+def _number(tp: type):
+    """An argparse type converting to ``tp`` with a one-line message."""
+    def conv(text: str):
+        try:
+            return tp(text)
+        except ValueError:
+            kind = "a whole number" if tp is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}, not {text!r}") from None
+
+    conv.__name__ = tp.__name__
+    return conv
 
 
 def _cmd_default(args: argparse.Namespace) -> int:
@@ -159,6 +189,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             total=summary["total"].map(lambda v: f"{v:,.0f}"),
         ).rename(columns={"total": "exposure_or_n"})
         print(shown.to_string(index=False))
+    return 0
+
+
+def _cmd_national(args: argparse.Namespace) -> int:
+    from nbdid.workflow.national import national_panel
+
+    res = national_panel(indicator=args.indicator, periods=args.periods,
+                         first_post=args.first_post, did=args.did, wards=args.wards,
+                         seed=args.seed, imd=args.imd, lookups=args.lookups)
+    path = res.save(args.out, force=args.force)
+    print(f"wrote {path}")
+    print(res.text())
     return 0
 
 

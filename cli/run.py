@@ -80,7 +80,8 @@ def run_main(args: argparse.Namespace) -> int:
         ckpt = RunCheckpoint.start(session, cfg, panel, resume=args.resume and not args.force)
         if ckpt.note:
             progress(f"nbdid run: {ckpt.note}")
-        res = run(panel, config=cfg, source=source, progress=progress, checkpoint=ckpt)
+        res = run(panel, config=cfg, source=source, progress=progress, checkpoint=ckpt,
+                  validated=True)
         if getattr(args, "argv", None) is not None:
             res.info["command"] = shlex.join(["nbdid", *args.argv])
         folder = res.save(out, force=args.force, report=report)

@@ -31,7 +31,7 @@ import pandas as pd
 from nbdid.config import BoundsConfig
 from nbdid.data_prep.textfiles import decode_text
 from nbdid.errors import InputError
-from nbdid.families import FAMILIES, family_columns, get_family
+from nbdid.families import FAMILIES, base_name, family_columns, get_family
 from nbdid.outputs import atomic_path, write_csv
 from nbdid.registry import GROUPS, INDICATORS
 
@@ -246,7 +246,7 @@ def _families_for(
 ) -> pd.Series:
     fam_map: dict[str, str] = {k: v.family for k, v in INDICATORS.items()}
     for key, fam in (families or {}).items():
-        fam = "poisson" if fam == "negbin" else fam
+        fam = base_name(fam)
         if fam not in FAMILIES:
             raise InputError(
                 f"family of indicator '{key}' must be one of {', '.join(FAMILIES)}, not {fam!r}",

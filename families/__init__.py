@@ -32,6 +32,12 @@ FAMILY_CHOICES: tuple[str, ...] = (*FAMILIES, *ALIASES)
 """Everything ``--family`` accepts."""
 
 
+def base_name(name: str) -> str:
+    """The registered family an alias stands for (``negbin`` -> ``poisson``); other
+    names unchanged."""
+    return ALIASES[name][0] if name in ALIASES else name
+
+
 def get_family(name: str | Family) -> Family:
     """The registered family called ``name`` (a :class:`Family` is returned as it is).
 
@@ -133,4 +139,4 @@ def family_columns() -> dict[str, tuple[ColumnSpec, tuple[str, ...]]]:
 
 
 __all__ = ["ALIASES", "FAMILIES", "FAMILY_CHOICES", "ColumnSpec", "Family", "FamilyChoice",
-           "PooledStats", "family_columns", "get_family", "resolve_family"]
+           "PooledStats", "base_name", "family_columns", "get_family", "resolve_family"]

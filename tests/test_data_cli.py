@@ -94,6 +94,15 @@ def test_data_validate_family_option(tmp_path, capsys):
     assert code == 0 and "fly_tipping" in out
     code, _, err = run(capsys, "data", "validate", str(p), "--family", "fly_tipping")
     assert code == 2 and "KEY=" in err
+    # every registered family is accepted (the option's list is the registry's)
+    g = df[df["indicator"] == "fly_tipping"].copy()
+    g["indicator"] = "wellbeing"
+    g["value"] = (pd.to_numeric(g["count"]) / pd.to_numeric(g["exposure"]) * 10).round(3)
+    g[["count", "exposure"]] = ""
+    gp = tmp_path / "gaussian.csv"
+    g.to_csv(gp, index=False)
+    code, out, err = run(capsys, "data", "validate", str(gp), "--family", "wellbeing=gaussian")
+    assert code == 0 and "wellbeing" in out, err
 
 
 def test_data_schema(capsys):
@@ -195,3 +204,18 @@ def test_ingest_source_usage_errors(tmp_path, capsys, fake_source):
 def test_ingest_sources_registry():
     assert set(ingest_cli.INGEST_SOURCES) == {"police", "land-registry", "dwp", "nomis",
                                             "population", "imd"}
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error():
+    """`nbdid replicate | head -1`: a closed pipe ends the command quietly with status 0."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from nbdid.cli import main; sys.exit(main())",
+                             "replicate"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, like `head -1`
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -85,3 +85,29 @@ def test_real_ward_list_holds_the_29_initiative_wards():
     assert res.info["initiative_wards"] == 29
     assert res.info["wards_in_lookup"] > 7000
     assert res.panel["ward"].nunique() == 200
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (real IMD and lookups) absent")
+def test_data_national_command_writes_a_panel_that_validates_and_fits_its_covariates(
+        tmp_path, capsys):
+    from nbdid.cli import main
+    from nbdid.data_prep.schema import read_panel
+
+    out = tmp_path / "national.csv"
+    assert main(["data", "national", "--out", str(out), "--wards", "120", "--periods", "3",
+                 "--seed", "4"]) == 0
+    said = capsys.readouterr().out
+    assert "120 wards (29 initiative, 91 comparison) x 3 periods" in said
+    assert "SYNTHETIC DATA" in said
+    panel = read_panel(out, covariates=NATIONAL_COVARIATES)
+    assert panel["ward"].nunique() == 120 and panel["period"].nunique() == 3
+    assert panel["synthetic"].all() and panel["pair"].isna().all()
+    prov = (tmp_path / "national.provenance.json").read_text()
+    assert "SYNTHETIC" in prov and '"wards": 120' in prov
+    # never overwrites; a bad option is one line with a non-zero status
+    assert main(["data", "national", "--out", str(out), "--wards", "120"]) == 2
+    assert "--force" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["data", "national", "--out", str(out), "--periods", "two"])
+    assert stop.value.code == 2
+    assert "--periods: must be a whole number" in capsys.readouterr().err

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from nbdid.cli import main
+from nbdid.data_prep.schema import write_panel
+from nbdid.data_prep.synthetic import load_default_panel
 from nbdid.provenance import SYNTHETIC_NOTICE
 
 pytestmark = pytest.mark.filterwarnings(
@@ -21,10 +23,17 @@ pytestmark = pytest.mark.filterwarnings(
 @pytest.fixture(scope="module")
 def run_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("run")
+    # the default panel with a ward-level covariate column, adjusted for in the config:
+    # a run's panel is checked with the covariates its model uses
+    panel = load_default_panel()
+    wards = sorted(panel["ward"].unique())
+    panel["baseline_imd"] = panel["ward"].map({w: (i * 37) % 29 / 29 for i, w in enumerate(wards)})
+    write_panel(panel, tmp / "panel.csv", covariates=("baseline_imd",))
     cfg = tmp / "run.toml"
     cfg.write_text(
-        'indicators = ["out_of_work_benefits"]\n'
+        'panel = "panel.csv"\nindicators = ["out_of_work_benefits"]\n'
         "[sampler]\ndraws = 150\ntune = 150\nchains = 2\n"
+        '[model]\ncovariates = ["baseline_imd"]\n'
     )
     out = tmp / "results"
     assert main(["run", "--config", str(cfg), "--out", str(out)]) in (0,)
@@ -69,6 +78,7 @@ def test_netcdf_opens_with_provenance(run_out: Path) -> None:
     assert len(attrs["nbdid_data_sha256"]) == 64
     assert attrs["nbdid_seed"] and "version_pymc" in attrs and "[sampler]" in attrs["nbdid_config"]
     assert "did" in idata.posterior
+    assert attrs["nbdid_covariates"] == "baseline_imd"  # the config's covariate was used
 
 
 def test_rerun_refuses_to_overwrite(run_out: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,6 +30,7 @@ from nbdid.analysis.concordance import (
 )
 from nbdid.config import RunConfig, to_toml, with_settings
 from nbdid.errors import InputError
+from nbdid.families import base_name
 from nbdid.figures import plot_concordance, save_figure
 from nbdid.figures.style import FORMATS
 from nbdid.outputs import prepare_out_dir, write_csv, write_text
@@ -236,7 +237,7 @@ def compare(
                  for k, m in batch.failures.items()}
         posterior_source = "fitted here"
     say("[compare] frequentist analyses ...")
-    fam_fq = {k: ("poisson" if v == "negbin" else v) for k, v in families.items()}
+    fam_fq = {k: base_name(v) for k, v in families.items()}
     res = concordance_tables(panel, keys, summaries=summaries, posterior_notes=notes,
                              families=fam_fq, draws=draws, seed=seed)
     synthetic = is_synthetic(panel)

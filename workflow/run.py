@@ -54,7 +54,7 @@ from nbdid.data_prep.feasibility import check_did
 from nbdid.data_prep.schema import read_panel, validate_panel
 from nbdid.data_prep.synthetic import load_default_panel
 from nbdid.errors import DesignError, InputError
-from nbdid.families import resolve_family
+from nbdid.families import base_name, resolve_family
 from nbdid.figures import plot_diagnostics, plot_forest, save_figure
 from nbdid.figures.style import FORMATS as FIGURE_FORMATS
 from nbdid.outputs import prepare_out_dir, write_csv, write_netcdf, write_text
@@ -105,13 +105,24 @@ def run_outputs(indicators: Sequence[str], *, report: bool = True) -> list[str]:
     return names
 
 
+def _panel_checks(config: RunConfig) -> dict[str, Any]:
+    """What the schema check of a run's panel needs from its config: the families of
+    keys outside the registry, the covariate columns the model uses, the bounds."""
+    fams = {k: base_name(v) for k, v in config.families.items()}
+    covs = tuple(dict.fromkeys((*config.model.covariates, *config.model.interact)))
+    return {"families": fams or None, "covariates": covs, "bounds": config.bounds}
+
+
 def load_run_panel(config: RunConfig) -> tuple[pd.DataFrame, str]:
     """The panel a run uses and a description of it: the config's ``panel`` file, else
-    the embedded synthetic default; checked to hold every configured indicator."""
+    the embedded synthetic default; checked against the schema (with the config's
+    covariate columns and families) and to hold every configured indicator."""
     if config.panel is None:
         panel, source = load_default_panel(), DEFAULT_SOURCE
+        if config.model.covariates or config.model.interact:
+            panel = validate_panel(panel, **_panel_checks(config))  # names the missing column
     else:
-        panel, source = read_panel(config.panel, bounds=config.bounds), str(config.panel)
+        panel, source = read_panel(config.panel, **_panel_checks(config)), str(config.panel)
     present = set(panel["indicator"].astype(str))
     missing = [k for k in config.indicators if k not in present]
     if missing:
@@ -258,6 +269,7 @@ def run(
     source: str | None = None,
     progress: Progress | None = None,
     checkpoint: RunCheckpoint | None = None,
+    validated: bool = False,
 ) -> RunResult:
     """Run the main job: replicate the report, fit every indicator, compare.
 
@@ -276,6 +288,10 @@ def run(
         Save each posterior into the output folder the moment its fit finishes, and
         reuse the posteriors an interrupted run saved there
         (:class:`~nbdid.workflow.resume.RunCheckpoint`; ``nbdid run`` passes one).
+    validated
+        ``panel`` comes from :func:`load_run_panel` with this config, so it has been
+        checked against the schema already (``nbdid run`` checks it once, before it
+        touches the output folder).
 
     Returns
     -------
@@ -295,7 +311,9 @@ def run(
         panel, default_source = load_run_panel(cfg)
         encoding = panel.attrs.get("encoding", "")
     else:
-        panel, default_source = validate_panel(panel, bounds=cfg.bounds), "panel given in Python"
+        if not validated:
+            panel = validate_panel(panel, **_panel_checks(cfg))
+        default_source = "panel given in Python"
         missing = [k for k in cfg.indicators if k not in set(panel["indicator"].astype(str))]
         if missing:
             raise InputError(f"the panel has no rows for {', '.join(missing)}; set 'indicators'")
