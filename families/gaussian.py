@@ -14,7 +14,10 @@ the observation-level term, so with two periods the ward change is dropped (each
 ward-period would otherwise have two effects of its own, see
 :func:`nbdid.models.design.resolve_structure`) and, with ``group_change_sd``, the
 residual SD is one per group (``sigma_wp_nbi``, ``sigma_wp_benchmark``), so that the
-DiD's uncertainty still follows each group's own spread of change.  With a known SD,
+DiD's uncertainty still follows each group's own spread of change (one shared SD when a
+group has no observation to spare).  A panel whose mean effects use up every
+observation (one ward per group on two periods) cannot estimate a residual SD and is
+refused unless it has the ``sd`` column.  With a known SD,
 ``sigma_wp`` is variation beyond it, kept or dropped by the same rule as for prices.
 
 The default priors are in units of the outcome's SD (:meth:`Gaussian.prior_unit`).

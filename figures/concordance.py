@@ -17,7 +17,6 @@ from nbdid.figures.style import (
     GREY,
     LIGHT_GREY,
     REPORT_COLOUR,
-    SINGLE_COLUMN_MM,
     VERDICT_MARKS,
     Mark,
     draw_interval,
@@ -27,12 +26,14 @@ from nbdid.figures.style import (
     is_synthetic,
     legend_in_slot,
     mark_synthetic,
-    new_figure,
+    new_titled_figure,
     nice_locator,
     significance_verdict,
     styled,
+    thin_crowded_ticks,
     thousands,
     verdict_mark,
+    wrap_titles_to_room,
     wrap_to_width,
 )
 
@@ -116,16 +117,20 @@ def plot_concordance(
         raise ValueError(f"plot_concordance: missing columns {missing}")
     keys = list(dict.fromkeys(data["indicator"].astype(str)))
     if ax is None:
+        # one indicator alone still gets the double width: a single-column panel
+        # between the method names and the numbers is too narrow for its tick labels
         ncols = 1 if len(keys) == 1 else 2
         nrows = math.ceil(len(keys) / ncols)
         spare = ncols * nrows > len(keys)
-        fig = new_figure("single" if ncols == 1 else "double",
-                         PANEL_MM * nrows + (0 if spare else 30.0) + 30.0)
-        grid = fig.subplots(nrows, ncols, squeeze=False)
+        # the panels and the note below them sit in a subfigure; a legend outside the
+        # panels goes below it, on the figure, so the note and the legend never overlap
+        fig, sub = new_titled_figure("double", PANEL_MM * nrows + (0 if spare else 30.0)
+                                     + 30.0, "")
+        grid = sub.subplots(nrows, ncols, squeeze=False)
         axes = list(grid.ravel()[: len(keys)])
         legend_ax = grid.ravel()[-1] if spare else None
-        width = DOUBLE_COLUMN_MM if ncols > 1 else SINGLE_COLUMN_MM
-        fig.supxlabel(wrap_to_width(NOTE, width - 6.0), x=0.0, ha="left", fontsize=8)
+        sub.supxlabel(wrap_to_width(NOTE, DOUBLE_COLUMN_MM - 6.0), x=0.01, ha="left",
+                      fontsize=8)
         left_column = [i % ncols == 0 for i in range(len(keys))]
     else:
         axes = list(ax)
@@ -141,7 +146,12 @@ def plot_concordance(
         if legend_ax is not None:
             legend_in_slot(fig, legend_ax, _legend_handles(DOUBLE_COLUMN_MM / 2 - 16, used))
         else:
-            fig.legend(handles=_legend_handles(70.0, used), loc="outside lower left", ncols=1)
+            fig.legend(handles=_legend_handles(DOUBLE_COLUMN_MM / 2 - 16, used),
+                       loc="outside lower left", ncols=2)
+        # laid out in the nbdid style (as @styled does), then fitted: long titles are
+        # wrapped to the room beside the next panel, crowded x axes get fewer ticks
+        wrap_titles_to_room(fig, axes)
+        thin_crowded_ticks(fig, axes)
     mark_synthetic(fig, is_synthetic(data, synthetic))
     return fig
 

@@ -49,13 +49,22 @@ RANK_VARIABLES: dict[str, str] = {
     "did": "DiD (link scale)",
     "sigma_ward": "SD of ward levels",
     "sigma_change": "SD of ward changes",
-    "sigma_pair": "SD of pair effects",
+    "sigma_change_nbi": "SD of ward changes, NBI",
+    "sigma_change_benchmark": "SD of ward changes, benchmark",
     "ward_corr": "level-change correlation",
-    "sigma_wp": "SD of ward x period effects",
+    "sigma_pair": "SD of pair effects",
+    "sigma_wp": "SD of ward × period effects",
+    "sigma_wp_nbi": "SD of ward × period effects, NBI",
+    "sigma_wp_benchmark": "SD of ward × period effects, benchmark",
     "sigma_od": "overdispersion SD",
     "nu": "Student-t degrees of freedom",
 }
-"""Variables of :func:`plot_rank` (when present in the posterior) and their labels."""
+"""Variables of :func:`plot_rank` (when present in the posterior) and their labels: the
+DiD and every free variance component the model can have (a group-specific ward-change
+or ward x period SD is one per group, see :data:`nbdid.models.priors.PRIOR_VARIABLES`)."""
+
+RANK_TITLE_MM = 36.0
+"""Width a rank panel's title is wrapped to (half a single column, less its margins)."""
 
 
 def _integer(x: float, _pos: int | None = None) -> str:
@@ -356,7 +365,8 @@ def plot_rank(
             "blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue",
             "black", "yellow")][: post.sizes["chain"]])
         a.set_title("")
-        a.set_title(RANK_VARIABLES.get(v, v), fontsize=8, fontweight="normal", loc="left")
+        a.set_title(wrap_to_width(RANK_VARIABLES.get(v, v), RANK_TITLE_MM if ncols > 1 else 70.0),
+                    fontsize=8, fontweight="normal", loc="left")
         a.set_xlabel("")
         a.set_ylabel("")
         a.tick_params(labelsize=8)

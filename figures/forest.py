@@ -17,6 +17,7 @@ from nbdid.figures.style import (
     DOUBLE_COLUMN_MM,
     FAILED_MARK,
     REPORT_COLOUR,
+    TITLE_LINE_MM,
     VERDICT_MARKS,
     Mark,
     draw_interval,
@@ -27,6 +28,7 @@ from nbdid.figures.style import (
     mark_synthetic,
     new_figure,
     nice_locator,
+    size_mm,
     styled,
     thousands,
     verdict_mark,
@@ -43,6 +45,32 @@ NEUTRAL_POSTERIOR = Mark("#000000", "o", True, "-", "posterior mean, 95% interva
 NEUTRAL_REPORT = Mark(REPORT_COLOUR, "s", False, "-", "report: DiD and overlap-rule interval")
 ROW_MM = 17.0
 """Height of one indicator's panel (title, two rows, tick labels)."""
+MIN_ROWS = 2
+"""A new figure is at least this many panels tall (one panel alone is too short to
+keep its two rows, their labels and the legend apart)."""
+TITLE_MARGIN_MM = 22.0
+"""Width of the figure left of a panel's title (the row labels) and at its right edge."""
+
+
+def _title(r: pd.Series, d: pd.DataFrame, width: float) -> str:
+    """The panel title: the indicator, and for a failed gate a short mark on the first
+    line and the gate's own reasons (prior reasons first) on the lines below, wrapped
+    to ``width`` mm so that the title never runs off the figure."""
+    title = indicator_label(str(r.indicator), fallback_unit=str(r.unit))
+    if bool(r.gate_passed):
+        return title
+    note = failed_note(r.get("gate")) if "gate" in d.columns else ""
+    note = note.split(": ", 1)[-1] if note else ""
+    prior = str(r.get("prior_gate") or "") if "prior_gate" in d.columns else ""
+    if prior and prior != "nan":
+        rest = "; ".join(x for x in note.split("; ") if x and x not in prior.split("; "))
+        head, reasons = "PRIOR CHECK FAILED", prior + (f"; {rest}" if rest else "")
+    else:
+        head, reasons = "DIAGNOSTICS FAILED", note
+    text = wrap_to_width(f"{title}  —  {head}", width, 8.0, bold=True)
+    if reasons:
+        text += "\n" + wrap_to_width(f"({reasons})", width, 8.0, bold=True)
+    return text
 
 
 def _x_limits(values: np.ndarray) -> tuple[float, float]:
@@ -64,7 +92,9 @@ def plot_forest(data: pd.DataFrame, *, ax: Axes | list[Axes] | None = None,
     numbers written to the right.  Marks follow :mod:`nbdid.figures.style`: with
     ``conclusion`` / ``report_conclusion`` columns a filled circle is a benefit, a filled
     square harm, a hollow circle an interval including zero; a fit that failed its
-    diagnostics gate is a cross on a dashed line and its panel says so.
+    diagnostics gate is a cross on a dashed line and its panel says so: "DIAGNOSTICS
+    FAILED" (or "PRIOR CHECK FAILED") after the indicator, the gate's reasons on the
+    title's next lines, wrapped to the figure's width (the figure grows by those lines).
 
     Parameters
     ----------
@@ -94,8 +124,12 @@ def plot_forest(data: pd.DataFrame, *, ax: Axes | list[Axes] | None = None,
     n = len(d)
     if n == 0:
         raise ValueError("plot_forest: no rows")
+    title_width = (DOUBLE_COLUMN_MM if ax is None else size_mm(
+        (ax if isinstance(ax, Axes) else list(ax)[0]).figure)[0]) - TITLE_MARGIN_MM
+    titles = [_title(r, d, title_width) for _, r in d.iterrows()]
     if ax is None:
-        fig = new_figure("double", ROW_MM * n + 22.0)
+        extra = sum(t.count("\n") for t in titles)
+        fig = new_figure("double", ROW_MM * max(n, MIN_ROWS) + 22.0 + TITLE_LINE_MM * extra)
         axes = list(np.atleast_1d(fig.subplots(n, 1, squeeze=False)[:, 0]))
     else:
         axes = [ax] if isinstance(ax, Axes) else list(ax)
@@ -135,18 +169,7 @@ def plot_forest(data: pd.DataFrame, *, ax: Axes | list[Axes] | None = None,
         for y, text, colour in ((1.0, post_text, "black"), (0.0, rep_text, REPORT_COLOUR)):
             a.annotate(text, xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0),
                        textcoords="offset points", va="center", ha="left", color=colour)
-        title = indicator_label(str(r.indicator), fallback_unit=str(r.unit))
-        if not passed:
-            note = failed_note(r.get("gate")) if "gate" in d.columns else ""
-            note = note.split(": ", 1)[-1] if note else ""
-            prior = str(r.get("prior_gate") or "") if "prior_gate" in d.columns else ""
-            if prior and prior != "nan":  # the prior's reasons first: titles are cut at the edge
-                rest = "; ".join(x for x in note.split("; ") if x and x not in prior.split("; "))
-                title += "  —  PRIOR CHECK FAILED (" + prior + (
-                    f"; {rest}" if rest else "") + ")"
-            else:
-                title += "  —  DIAGNOSTICS FAILED" + (f" ({note})" if note else "")
-        a.set_title(title, fontsize=8, loc="left", fontweight="bold")
+        a.set_title(titles[i], fontsize=8, loc="left", fontweight="bold")
     if ax is None:
         axes[-1].set_xlabel("difference in change, NBI minus benchmark (each panel in its "
                             "indicator's unit)")

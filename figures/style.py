@@ -366,23 +366,55 @@ def new_figure(width: Width | float, height_mm: float) -> Figure:
     return Figure(figsize=figsize(width, height_mm), layout="constrained")
 
 
+TITLE_LINE_MM = 4.0
+"""Height of one line of a :data:`TITLE_PT` title (a figure grows by it per extra line)."""
+
+
 def new_titled_figure(width: Width | float, height_mm: float, title: str):
     """A new print-size figure and a subfigure titled ``title`` to draw the panels on.
 
     The figure's own suptitle stays free for the synthetic-data banner
-    (:func:`mark_synthetic`); the title is the subfigure's suptitle, left-aligned.
+    (:func:`mark_synthetic`); the title is the subfigure's suptitle, left-aligned and
+    wrapped to the figure's width.  ``height_mm`` is the height with a one-line title:
+    each further line of the wrapped title adds :data:`TITLE_LINE_MM`, so a long title
+    (a failed gate's reasons) does not squash the panels.
 
     Returns
     -------
     tuple
         ``(figure, subfigure)``.
     """
-    fig = new_figure(width, height_mm)
+    wrapped = wrap_to_width(title, width_mm(width) - 6.0, TITLE_PT, bold=True) if title else ""
+    fig = new_figure(width, height_mm + TITLE_LINE_MM * wrapped.count("\n"))
     sub = fig.subfigures(1, 1)
-    if title:
-        sub.suptitle(wrap_to_width(title, width_mm(width) - 6.0, TITLE_PT, bold=True), x=0.01,
-                     ha="left", fontsize=TITLE_PT, fontweight="bold")
+    if wrapped:
+        sub.suptitle(wrapped, x=0.01, ha="left", fontsize=TITLE_PT, fontweight="bold")
     return fig, sub
+
+
+def new_titled_axes(ax: Axes | None, width: Width | float, height_mm: float, title: str, *,
+                    given_width_mm: float = 70.0) -> tuple[Figure, Axes]:
+    """Return ``(figure, axes)`` titled ``title`` (bold, :data:`TITLE_PT`).
+
+    On a new figure (``ax`` is ``None``) the title is that of a subfigure holding the
+    axes (:func:`new_titled_figure`): it starts at the figure's left edge and is wrapped
+    to the figure's width, however wide the y tick labels are, so it never runs off the
+    figure.  On given axes it is the axes' left title, wrapped to ``given_width_mm``.
+    """
+    if ax is not None:
+        ax.set_title(wrap_to_width(title, given_width_mm, TITLE_PT, bold=True), loc="left")
+        return ax.figure, ax
+    fig, sub = new_titled_figure(width, height_mm, title)
+    return fig, sub.add_subplot()
+
+
+def failure_title(gate: str | None) -> str:
+    """``"DIAGNOSTICS FAILED: <reasons>"`` for a failed gate string, ``""`` when passed.
+
+    The reasons are the gate's own text (the figure only shows the verdict).
+    """
+    note = failed_note(gate)
+    return f"DIAGNOSTICS FAILED: {note.split(': ', 1)[-1]}" if note else ""
 
 
 def new_axes(ax: Axes | None, width: Width | float, height_mm: float) -> tuple[Figure, Axes]:
@@ -488,6 +520,92 @@ def gate_passed(gate: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------------------
+# fitting text into the laid-out figure
+# ----------------------------------------------------------------------------------------
+
+GAP_MM = 2.0
+"""Space kept between two texts (or a text and the figure's edge)."""
+
+
+def _px_per_mm(fig: Figure) -> float:
+    return fig.dpi / MM_PER_INCH
+
+
+def _drawn_tick_labels(axis: Any) -> list[Text]:
+    return [t for tick in axis._update_ticks() for t in (tick.label1,)
+            if t.get_visible() and t.get_text().strip()]
+
+
+def thin_crowded_ticks(fig: Figure, axes: Iterable[Axes], *, min_bins: int = 2,
+                       rounds: int = 4) -> None:
+    """Give each axes whose x tick labels touch (after layout) fewer nice ticks.
+
+    Panels in a row of a grid share one width, so a panel beside wide annotations
+    can be too narrow for the ticks its own range asks for; this lays the figure out,
+    and lowers the number of ticks (:func:`nice_locator`) of crowded x axes until their
+    labels are :data:`GAP_MM` apart or ``min_bins`` is reached.  The thousands
+    formatter of :func:`thousands`, if set, is kept.
+    """
+    axes = list(axes)
+    bins = {id(a): 6 for a in axes}
+    for _ in range(rounds):
+        fig.draw_without_rendering()
+        r = fig._get_renderer()
+        gap = GAP_MM * _px_per_mm(fig)
+        crowded = []
+        for a in axes:
+            boxes = sorted((t.get_window_extent(r) for t in _drawn_tick_labels(a.xaxis)),
+                           key=lambda b: b.x0)
+            if any(b1.x0 - b0.x1 < gap for b0, b1 in zip(boxes, boxes[1:], strict=False)):
+                crowded.append(a)
+        crowded = [a for a in crowded if bins[id(a)] > min_bins]
+        if not crowded:
+            return
+        for a in crowded:
+            n = len(_drawn_tick_labels(a.xaxis))
+            bins[id(a)] = max(min_bins, min(bins[id(a)], n) - 1)
+            a.xaxis.set_major_locator(nice_locator(bins[id(a)]))
+
+
+def wrap_titles_to_room(fig: Figure, axes: Iterable[Axes], *, loc: str = "left") -> None:
+    """Wrap each axes' ``loc`` title to the room it has once the figure is laid out.
+
+    Constrained layout does not count a title's width (only its height), so a title
+    wider than its panel can run into the next panel or off the figure.  The room of
+    a title is from its start to the figure's right edge or to the nearest panel to its
+    right in the same row, less :data:`GAP_MM`; the figure is drawn again after wrapping.
+    """
+    axes = list(axes)
+    fig.draw_without_rendering()
+    r = fig._get_renderer()
+    px = _px_per_mm(fig)
+    attr = {"left": "_left_title", "center": "title", "right": "_right_title"}[loc]
+    frames = [(a, a.get_window_extent(r)) for a in fig.axes if a.get_visible()]
+    changed = False
+    for a in axes:
+        t = getattr(a, attr)
+        text = t.get_text()
+        if not text.strip():
+            continue
+        tb = t.get_window_extent(r)
+        right = fig.bbox.x1
+        for other, ob in frames:
+            same_row = ob.y0 < tb.y1 and ob.y1 > tb.y0 - a.get_window_extent(r).height
+            if other is not a and same_row and ob.x0 > tb.x0 + 1:
+                # the other panel's y tick labels sit left of its frame
+                labels = [lb.get_window_extent(r).x0 for lb in _drawn_tick_labels(other.yaxis)]
+                right = min(right, min([ob.x0, *labels]))
+        room = (right - tb.x0) / px - GAP_MM
+        if tb.width / px > room:
+            size = t.get_fontsize()
+            bold = str(t.get_fontweight()) in ("bold", "700", "heavy", "black")
+            t.set_text(wrap_to_width(text, room, size, bold=bold))
+            changed = True
+    if changed:
+        fig.draw_without_rendering()
+
+
+# ----------------------------------------------------------------------------------------
 # saving
 # ----------------------------------------------------------------------------------------
 
@@ -561,10 +679,11 @@ def save_figure(fig: Figure, stem: str | Path, formats: Iterable[str] = FORMATS)
 __all__ = [
     "BENCHMARK_COLOUR", "DOUBLE_COLUMN_MM", "FAILED_MARK", "FORMATS", "GROUP_COLOURS",
     "GROUP_MARKERS", "MAX_HEIGHT_MM", "MIN_FONT_PT", "Mark", "NBI_COLOUR", "OKABE_ITO",
-    "PNG_DPI", "RC", "REPORT_COLOUR", "SINGLE_COLUMN_MM", "VERDICT_MARKS", "draw_interval",
-    "failed_note", "figsize", "figure_bytes", "format_interval", "format_value", "gate_passed",
-    "indicator_label", "indicator_title", "indicator_unit", "is_synthetic", "legend_in_slot",
-    "mark_synthetic", "new_axes", "new_figure", "new_titled_figure", "nice_locator",
-    "rc_context", "save_figure", "significance_verdict", "size_mm", "styled", "text_width_mm",
-    "thousands", "verdict_mark", "wrap_to_width",
+    "PNG_DPI", "RC", "REPORT_COLOUR", "SINGLE_COLUMN_MM", "TITLE_LINE_MM", "VERDICT_MARKS",
+    "draw_interval", "failed_note", "failure_title", "figsize", "figure_bytes",
+    "format_interval", "format_value", "gate_passed", "indicator_label", "indicator_title",
+    "indicator_unit", "is_synthetic", "legend_in_slot", "mark_synthetic", "new_axes",
+    "new_figure", "new_titled_axes", "new_titled_figure", "nice_locator", "rc_context",
+    "save_figure", "significance_verdict", "size_mm", "styled", "text_width_mm",
+    "thin_crowded_ticks", "thousands", "verdict_mark", "wrap_titles_to_room", "wrap_to_width",
 ]

@@ -11,14 +11,13 @@ from nbdid.figures.style import (
     GROUP_COLOURS,
     GROUP_MARKERS,
     REPORT_COLOUR,
-    failed_note,
+    failure_title,
     indicator_unit,
     mark_synthetic,
-    new_axes,
+    new_titled_axes,
     nice_locator,
     styled,
     thousands,
-    wrap_to_width,
 )
 from nbdid.registry import GROUP_LABELS, INDICATORS
 
@@ -49,7 +48,8 @@ def plot_trajectories(
         posterior.
     gate
         Diagnostics gate text; anything other than ``None``/``"passed"`` is written
-        under the title ("DIAGNOSTICS FAILED: ...") and the posterior lines are dashed.
+        under the title ("DIAGNOSTICS FAILED: ...", wrapped to the figure's width) and
+        the posterior lines are dashed.
     synthetic
         Put the synthetic-data banner on.
 
@@ -66,8 +66,13 @@ def plot_trajectories(
     key = str(keys[0])
     ind = INDICATORS.get(key)
     own = ax is None
-    fig, ax = new_axes(ax, "single", 80.0)
-    note = failed_note(gate)
+    title = ind.title if ind else key
+    if ind is not None:
+        title += f" (Chart {ind.report_chart} redone)"
+    note = failure_title(gate)
+    if note:
+        title += "\n" + note
+    fig, ax = new_titled_axes(ax, "single", 80.0, title)
     ls = "--" if note else "-"
     periods = data.sort_values("period")[["period", "period_label"]].drop_duplicates()
     x = {p: i for i, p in enumerate(periods["period"])}
@@ -90,14 +95,6 @@ def plot_trajectories(
     ax.set_xlim(-0.5, len(x) - 0.5)
     ax.yaxis.set_major_locator(nice_locator(5))
     thousands(ax.yaxis)
-    title = ind.title if ind else key
-    if ind is not None:
-        title += f" (Chart {ind.report_chart} redone)"
-    title = wrap_to_width(title, 70.0, 9.0, bold=True)
-    if note:
-        title += "\n" + wrap_to_width(f"DIAGNOSTICS FAILED: {note.split(': ', 1)[-1]}", 70.0,
-                                      9.0, bold=True)
-    ax.set_title(title, loc="left")
     ax.set_ylabel(indicator_unit(key, kind="level") if ind else "")
     if own:
         fig.legend(loc="outside lower left", ncols=2)

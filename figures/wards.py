@@ -19,11 +19,13 @@ from nbdid.figures.style import (
     VERDICT_MARKS,
     draw_interval,
     failed_note,
+    failure_title,
     indicator_title,
     indicator_unit,
     is_synthetic,
     mark_synthetic,
     new_axes,
+    new_titled_axes,
     nice_locator,
     styled,
     thousands,
@@ -198,8 +200,10 @@ def plot_pair_differences(
     key = _one_indicator(data, "plot_pair_differences")
     unit = _unit(key, data)
     own = ax is None
-    fig, ax = new_axes(ax, "single", 95.0)
-    passed = not failed_note(gate)
+    note = failure_title(gate)
+    title = f"{indicator_title(key)}: pair differences" + (f"\n{note}" if note else "")
+    fig, ax = new_titled_axes(ax, "single", 95.0, title, given_width_mm=62.0)
+    passed = not note
     d = data.sort_values(["mean"], kind="stable").reset_index(drop=True)
     xs = np.arange(len(d))
     if did is not None:
@@ -219,7 +223,6 @@ def plot_pair_differences(
     ax.set_xticks([])
     ax.set_xlabel(f"{len(d)} pairs, sorted by posterior mean")
     ax.set_ylabel(f"NBI minus benchmark change\n({unit})" if unit else "NBI minus benchmark change")
-    _title(ax, f"{indicator_title(key)}: pair differences", gate, 62.0)
     _finish_y(ax)
     order = [m.label for m in (*VERDICT_MARKS.values(),) if m.label in used]
     handles = [used[k].handle() for k in order] + [used[k].handle() for k in used if k not in order]

@@ -567,6 +567,78 @@ def change_centred_wards(design: Design) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class _ResidualDf:
+    """What the mean of a model structure leaves of the observations (:func:`_residual_df`)."""
+
+    n_obs: int
+    n_mean: int
+    """Mean effects the observations can tell apart (the rank of the mean's design matrix)."""
+    by_group: dict[str, float]
+    """Residual degrees of freedom of each group's observations (they sum to the total)."""
+
+    @property
+    def total(self) -> int:
+        return self.n_obs - self.n_mean
+
+
+def _residual_df(design: Design, *, levels: bool, change: bool) -> _ResidualDf:
+    """Residual degrees of freedom of the linear predictor of :func:`add_did_terms`.
+
+    The mean of a structure is linear in its effects: intercept, period effects, group
+    effect, DiD (or event-study effects), covariate terms, and the pair effects, ward
+    levels (``levels``) and ward changes (``change``) it keeps.  The observations it
+    leaves to an observation-level term (an overdispersion term, a residual SD) are
+    ``n_obs`` minus the rank of that design matrix; when none is left, the mean can fit
+    every observation exactly and the term is told apart from it only by the prior or its
+    distribution's shape.  Random effects count as free here, as in the ward-level rule.
+
+    Cheap for any panel size: the ward (ward x post with ``change``) or pair indicators
+    are absorbed by demeaning the few other columns within them; each observation's
+    leverage ``h`` (``1 / cell size`` plus that of the demeaned columns) splits the
+    residual degrees of freedom, ``sum(1 - h)``, between the groups.
+    """
+    n = design.n_obs
+    ward_idx = np.asarray(design.ward_idx, dtype="int64")
+    post = np.asarray(design.post, dtype=float)
+    treated = np.asarray(design.treated, dtype=float)
+    period_idx = np.asarray(design.period_idx, dtype="int64")
+    if levels:
+        has_change = np.asarray(design.ward_has_change, dtype="int64")[ward_idx] if change else 0
+        cell = ward_idx * 2 + has_change * post.astype("int64")
+    elif design.pair_idx is not None:
+        cell = np.asarray(design.pair_idx, dtype="int64")
+    else:
+        cell = np.zeros(n, dtype="int64")
+    cell = np.unique(cell, return_inverse=True)[1].ravel()
+    size = np.bincount(cell).astype(float)
+
+    cols = [(period_idx == t).astype(float) for t in range(1, len(design.coords["period"]))]
+    cols.append(treated)
+    if design.event_study:
+        cols += [treated * (period_idx == t) for t in range(len(design.coords["period"]))
+                 if t != design.reference_period]
+    else:
+        cols.append(treated * post)
+    Z = np.column_stack(cols)
+    if design.covariates:
+        x = np.asarray(design.cov_ward, dtype=float)[ward_idx] + np.asarray(design.cov_tv, dtype=float)
+        Z = np.column_stack([Z, x, post[:, None] * x])
+        if design.interact:
+            Z = np.column_stack([Z, (treated * post)[:, None] * x[:, design.interact_idx]])
+    # absorb the cell indicators: demean every column within its cell
+    means = np.stack([np.bincount(cell, weights=z) for z in Z.T], axis=1) / size[:, None]
+    Zd = Z - means[cell]
+    u, s, _ = np.linalg.svd(Zd, full_matrices=False)
+    tol = s.max(initial=0.0) * max(Zd.shape) * np.finfo(float).eps
+    keep = s > max(tol, 1e-9)
+    rank = len(size) + int(keep.sum())
+    leverage = 1.0 / size[cell] + np.sum(u[:, keep] ** 2, axis=1)
+    group = np.asarray(design.ward_group)[ward_idx]
+    by_group = {g: float(np.sum(1.0 - leverage[group == g])) for g in ("nbi", "benchmark")}
+    return _ResidualDf(n_obs=n, n_mean=rank, by_group=by_group)
+
+
 def resolve_structure(design: Design, cfg) -> tuple:
     """The model structure the panel can identify, the resolved config and why.
 
@@ -583,12 +655,21 @@ def resolve_structure(design: Design, cfg) -> tuple:
        each group (else one shared SD).
     4. **Observation-level term** (``overdispersion``): identified when at least half
        the wards have more observations than ward-level effects (a level, and a change
-       when modelled).  ``"auto"`` uses ``"negbin"`` then and ``"none"`` otherwise.  A family whose likelihood
+       when modelled) *and* the panel has more observations than the mean has effects
+       it can tell apart (intercept, period, group, DiD or event-study effects,
+       covariate terms, and the pair effects, ward levels and ward changes kept:
+       :func:`_residual_df`).  So one ward per group over two periods (4 observations,
+       4 fixed effects) gets none, whatever ``ward_change`` says.  ``"auto"`` uses
+       ``"negbin"`` when identified and ``"none"`` otherwise.  A family whose likelihood
        needs an estimated SD (a Gaussian outcome without a known SD,
        :meth:`~nbdid.families.Family.needs_obs_term`) keeps its residual and drops the
-       ward change instead (or, when each ward is seen once, the random ward levels).
-       An explicit choice the panel cannot identify is kept (the user asked for it)
-       with a note saying so.
+       ward change instead (then, if still needed, the random ward levels); when even
+       the fixed effects use every observation the panel is refused
+       (:class:`~nbdid.errors.DesignError`), and a residual SD per group
+       (``group_change_sd`` without a ward change) becomes one shared SD unless each
+       group's observations leave at least one residual degree of freedom.  An explicit
+       choice the panel cannot identify is kept (the user asked for it) with a note
+       saying so.
     5. **Priors**: unset priors take the data-based defaults and ``prior_scale`` is
        applied (:func:`nbdid.models.priors.resolve_priors`).
 
@@ -636,13 +717,28 @@ def resolve_structure(design: Design, cfg) -> tuple:
                          f"{per_group[small[0]]} ward(s) seen before and after (group-specific "
                          f"SDs need {MIN_WARDS_GROUP_SD})")
 
-    # observation-level term
+    # observation-level term: each ward needs more observations than its own effects,
+    # and the panel more observations than all the mean's effects together
     fam = design.family
     n_obs = np.bincount(design.ward_idx, minlength=len(design.coords["ward"]))
 
-    def identified(change: bool, levels: bool) -> bool:
+    def per_ward(change: bool, levels: bool) -> bool:
         effects = (1 if levels else 0) + (has_change.astype(int) if change else 0)
         return bool(np.mean(n_obs > effects) >= 0.5)
+
+    def unidentified(change: bool, levels: bool) -> str | None:
+        """Why the panel cannot identify an observation-level term (None: it can)."""
+        if not per_ward(False, levels):
+            return "each ward is seen once"
+        if not per_ward(change, levels):
+            return "with a ward change, each ward-period already has its own effect"
+        df = _residual_df(design, levels=levels, change=change)
+        if df.total < 1:
+            return f"the {df.n_obs} observations are all used by the model's {df.n_mean} mean effects"
+        return None
+
+    def identified(change: bool, levels: bool) -> bool:
+        return unidentified(change, levels) is None
 
     od = cfg.overdispersion
     if fam.needs_obs_term(design.arrays):
@@ -652,19 +748,36 @@ def resolve_structure(design: Design, cfg) -> tuple:
                          "ward-period needs a residual, and with a ward change each ward-period "
                          "would already have its own effect; the residual SD takes the ward "
                          "change's place" + (" (one per group)" if group_sd else ""))
-        if not identified(ward_change, ward_effects) and ward_effects:
+        why = unidentified(ward_change, ward_effects)
+        if why is not None and ward_effects:
             ward_effects = False
             notes.append(f"no random ward levels: each ward is seen once and the {fam.name} "
-                         "residual already is a ward-level term")
+                         "residual already is a ward-level term" if why == "each ward is seen once"
+                         else f"no random ward levels: the {fam.name} likelihood has no known SD, "
+                         f"and with ward levels {why}; the residual SD takes their place")
+        why = unidentified(ward_change, ward_effects)
+        if why is not None:
+            raise DesignError(f"{design.indicator}: a {fam.name} outcome without a known sd needs "
+                              f"an estimated residual SD, but {why}, leaving none to estimate it; "
+                              "give the sd column, or more wards or periods")
+        if group_sd and not ward_change:  # one residual SD per group: each needs residuals
+            by_group = _residual_df(design, levels=ward_effects, change=False).by_group
+            short = [g for g in ("nbi", "benchmark") if by_group[g] < 1.0 - 1e-9]
+            if short:
+                group_sd = False
+                notes.append(f"one residual SD for both groups: the {short[0]} group's "
+                             "observations leave less than one degree of freedom beyond the "
+                             "mean effects, too few for an SD of its own")
         od = "none"  # the family's residual is its observation-level term
     elif od == "auto":
-        od = "negbin" if identified(ward_change, ward_effects) else "none"
-        if od == "none" and cfg.overdispersion == "auto" and not identified(False, ward_effects):
-            notes.append("no observation-level term: each ward is seen once, so a ward's "
-                         "level already is its observation's own effect")
+        why = unidentified(ward_change, ward_effects)
+        od = "negbin" if why is None else "none"
+        if why is not None and not why.startswith("with a ward change"):
+            notes.append(f"no observation-level term: {why}, so a ward's level already is its "
+                         "observation's own effect" if why == "each ward is seen once"
+                         else f"no observation-level term: {why}, leaving none to identify it")
     elif od != "none" and not identified(ward_change, ward_effects):
-        why = ("each ward is seen once" if not identified(False, ward_effects)
-               else "with a ward change, each ward-period already has its own effect")
+        why = unidentified(ward_change, ward_effects)
         notes.append(f"overdispersion = '{od}' as asked, but the panel cannot identify it ({why}): "
                      "it is told apart from the ward effects only by its distribution's shape; "
                      "'auto' would use none")

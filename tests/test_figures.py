@@ -44,6 +44,7 @@ from nbdid.figures.checks import (
     print_problems,
     size_problems,
 )
+from nbdid.figures.diagnostics import RANK_VARIABLES
 from nbdid.figures.style import (
     DOUBLE_COLUMN_MM,
     FAILED_MARK,
@@ -57,6 +58,7 @@ from nbdid.figures.style import (
     new_figure,
     size_mm,
 )
+from nbdid.models.priors import PRIOR_VARIABLES
 from nbdid.provenance import SYNTHETIC_NOTICE
 from nbdid.registry import INDICATORS
 
@@ -69,6 +71,14 @@ def _texts(fig: Figure) -> str:
     from matplotlib.text import Text
 
     return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+LONG_GATE = ("R-hat 1.043 > 1.01; bulk ESS 87 < 400; tail ESS 131 < 400; 12 divergences > 0; "
+             "posterior predictive check ppp_total_nbi_2011=0.998, ppp_var_2021=0.002; "
+             "prior-data conflict for did (prior normal(0, 0.5), sensitivity 0.12/0.08)")
+"""The reasons of a gate that failed on every count, as :func:`nbdid.analysis.diagnostics`
+writes them (after ``"FAILED: "``)."""
+PRIOR_GATE = "prior-data conflict for did (prior normal(0, 0.5), sensitivity 0.12/0.08)"
 
 
 def _comparison() -> pd.DataFrame:
@@ -177,6 +187,20 @@ def _idata(chains: int = 4, draws: int = 60) -> az.InferenceData:
     )
 
 
+PRICE_RANK_VARIABLES = ("did", "sigma_ward", "sigma_change_nbi", "sigma_change_benchmark",
+                        "sigma_pair", "sigma_wp", "nu")
+"""The scalar free parameters of the default model of a price indicator (one ward-change
+SD per group, a ward x period SD and the Student-t degrees of freedom)."""
+
+
+def _idata_groups(names: tuple[str, ...] = PRICE_RANK_VARIABLES, chains: int = 4,
+                  draws: int = 60) -> az.InferenceData:
+    rng = np.random.default_rng(2)
+    post = {v: rng.gamma(4, 0.1, (chains, draws)) for v in names}
+    post["ward_change"] = rng.normal(size=(chains, draws, 6))
+    return az.from_dict(posterior=post, dims={"ward_change": ["ward"]})
+
+
 def _wards() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(3)
     n = 12
@@ -221,14 +245,16 @@ def _builders(tipping_curve: pd.DataFrame) -> dict:
         "diagnostics": (lambda: plot_diagnostics(_diagnostics(), synthetic=True), True),
         "ppc": (lambda: plot_ppc(_ppc_table(), gate="passed", synthetic=False), False),
         "rank": (lambda: plot_rank(_idata(), indicator="crime", synthetic=True), True),
+        "rank_groups": (lambda: plot_rank(_idata_groups(), indicator="property_price",
+                                          synthetic=False), False),
         "ward_changes": (lambda: plot_ward_changes(wards, groups=groups), True),
         "pair_differences": (lambda: plot_pair_differences(pairs, did=(-8.6, -12.0, -5.0)), True),
     }
 
 
 FIGURES = ("forest", "forest_plain", "concordance", "tipping", "tipping_one", "spec_curve",
-           "balance", "trajectories", "diagnostics", "ppc", "rank", "ward_changes",
-           "pair_differences")
+           "balance", "trajectories", "diagnostics", "ppc", "rank", "rank_groups",
+           "ward_changes", "pair_differences")
 
 
 # ----------------------------------------------------------------------------------------
@@ -445,6 +471,26 @@ def test_ppc_and_rank_plots() -> None:
         plot_rank(_idata(), var_names=["nope"])
 
 
+def test_rank_plots_show_every_variance_component_of_the_default_model() -> None:
+    # the default model fits one ward-change SD per group: both get a rank panel
+    fig = plot_rank(_idata_groups(), indicator="property_price")
+    panels = [a for a in fig.axes if a.get_visible()]
+    titles = [a.get_title(loc="left").replace("\n", " ") for a in panels]
+    assert titles == [RANK_VARIABLES[v] for v in PRICE_RANK_VARIABLES]
+    assert "SD of ward changes, NBI" in titles and "SD of ward changes, benchmark" in titles
+    assert "Student-t degrees of freedom" in titles
+    assert print_problems(fig) == []
+    # every variance component a model can have (the variables carrying a prior on an SD)
+    # is a rank variable, and so are the correlation and the degrees of freedom
+    sds = {v for key, names in PRIOR_VARIABLES.items() if key.startswith("sigma") for v in names}
+    assert sds | {"ward_corr", "nu", "did"} <= set(RANK_VARIABLES)
+    every = tuple(v for v in RANK_VARIABLES if v != "sigma_change")  # no model has both
+    fig = plot_rank(_idata_groups(every), indicator="business_units",
+                    gate=f"FAILED: {LONG_GATE}")
+    assert len([a for a in fig.axes if a.get_visible()]) == len(every)
+    assert print_problems(fig) == []
+
+
 def test_trajectories_and_failed_gate() -> None:
     traj, report = _trajectories()
     fig = plot_trajectories(traj, report=report, gate="FAILED: 3 divergences > 0", synthetic=True)
@@ -478,3 +524,107 @@ def test_figures_draw_on_given_axes() -> None:
     assert plot_diagnostics(_diagnostics(), ax=axes) is fig
     with pytest.raises(ValueError, match="needs 6 axes"):
         plot_diagnostics(_diagnostics(), ax=axes[:2])
+
+
+# ----------------------------------------------------------------------------------------
+# fits that failed their gate: long reasons stay on the figure
+# ----------------------------------------------------------------------------------------
+
+
+def _failed_comparison() -> pd.DataFrame:
+    comp = _comparison()
+    n = len(comp)
+    return comp.assign(gate=[f"FAILED: {LONG_GATE}" if i % 2 == 0 else "passed" for i in range(n)],
+                       prior_gate=[PRIOR_GATE if i % 4 == 0 else "" for i in range(n)])
+
+
+def _concordance_all(gate: str = f"FAILED: {LONG_GATE}") -> pd.DataFrame:
+    """Every indicator, every method, intervals as wide as on the default panel (the
+    randomization and GLM intervals several times the published one), the Bayesian fit
+    failed."""
+    rows = []
+    for p in published_intervals().itertuples():
+        half = (p.report_did_upper - p.report_did_lower) / 2
+        for m, shift, width in (("report_pooled", 0.0, 1.0), ("glm_cluster", 0.2, 4.5),
+                                ("randomization", 0.2, 3.5), ("paired_t", -0.4, 2.8),
+                                ("bayes", 0.2, 4.5)):
+            est = p.report_did * (1 + shift)
+            lo, hi = est - width * half, est + width * half
+            rows.append({"indicator": p.indicator, "method": m, "estimate": est, "lower": lo,
+                         "upper": hi, "significant": hi < 0 or lo > 0,
+                         "better": (est < 0) == INDICATORS[p.indicator].lower_is_better,
+                         "gate": gate if m == "bayes" else "", "note": "", "synthetic": True})
+    return pd.DataFrame(rows)
+
+
+def _failed_builders() -> dict:
+    traj_price = load_report_values().query("indicator == 'property_price'")
+    traj_price = traj_price.assign(mean=traj_price.value, lower=traj_price.value * 0.9,
+                                   upper=traj_price.value * 1.1)
+    wards, groups, pairs = _wards()
+    scale = 2500.0  # prices: tick labels like "−100,000" widen the y axis
+    pairs_price = pairs.assign(indicator="property_price", **{
+        c: pairs[c] * scale for c in ("mean", "q2.5", "q97.5", "observed")})
+    gate = f"FAILED: {LONG_GATE}"
+    conc = _concordance_all()
+    return {
+        "forest": lambda: plot_forest(forest_table(_failed_comparison())),
+        "forest_data": lambda: plot_forest(forest_data(_failed_comparison()), synthetic=False),
+        "concordance": lambda: plot_concordance(conc, published=published_intervals()),
+        "concordance_two": lambda: plot_concordance(
+            conc[conc.indicator.isin(["property_price", "business_units"])],
+            published=published_intervals()),
+        "concordance_one": lambda: plot_concordance(conc[conc.indicator == "property_price"],
+                                                    published=published_intervals()),
+        "trajectory_property_price": lambda: plot_trajectories(
+            traj_price, report=traj_price, gate=gate, synthetic=True),
+        "pairs_property_price": lambda: plot_pair_differences(
+            pairs_price, did=(-20_000.0, -30_000.0, -10_000.0), gate=gate),
+        "wards_property_price": lambda: plot_ward_changes(
+            wards.assign(indicator="property_price"),
+            groups=groups.assign(indicator="property_price"), gate=gate),
+        "ppc": lambda: plot_ppc(_ppc_table(), gate=gate),
+        "rank_property_price": lambda: plot_rank(_idata_groups(), indicator="property_price",
+                                                 gate=gate, synthetic=True),
+    }
+
+
+@pytest.mark.parametrize("name", list(_failed_builders()))
+def test_failed_fits_meet_the_print_rules_with_long_reasons(name: str) -> None:
+    fig = _failed_builders()[name]()
+    assert print_problems(fig) == []
+    text = " ".join(_texts(fig).split())  # wrapped lines joined
+    if name.startswith("concordance"):
+        assert "gate FAILED" in text  # the short mark; the legend says what it means
+    elif name == "forest_data":
+        assert "DIAGNOSTICS FAILED" in text  # forest_data keeps only gate_passed
+    else:
+        assert "FAILED" in text and "12 divergences > 0" in text  # the gate's own reasons
+
+
+@pytest.mark.parametrize("key", ["out_of_work_benefits", "crime", "property_price",
+                                 "business_units"])
+@pytest.mark.parametrize("table", ["forest_table", "forest_data"])
+@pytest.mark.parametrize("failed", [False, True])
+def test_one_indicator_forest_meets_the_print_rules(key: str, table: str, failed: bool) -> None:
+    comp = _failed_comparison() if failed else _comparison()
+    comp = comp[comp.indicator == key].assign(gate=f"FAILED: {LONG_GATE}" if failed else "passed")
+    rows = (forest_table if table == "forest_table" else forest_data)(comp)
+    fig = plot_forest(rows)
+    assert len(fig.axes) == 1
+    assert print_problems(fig) == []
+    title = fig.axes[0].get_title(loc="left")
+    assert ("FAILED" in title) == failed
+
+
+def test_forest_failure_mark_is_on_the_first_line_and_the_reasons_below() -> None:
+    fig = plot_forest(forest_table(_failed_comparison()))
+    titles = [a.get_title(loc="left") for a in fig.axes]
+    first = titles[0].split("\n")
+    assert first[0].endswith("PRIOR CHECK FAILED")
+    assert " ".join(first[1:]).startswith(f"({PRIOR_GATE}; R-hat 1.043")
+    assert titles[1].split("\n") == [titles[1]] and "FAILED" not in titles[1]
+    assert titles[2].split("\n")[0].endswith("DIAGNOSTICS FAILED")
+    # the figure grows by the reasons' lines instead of squashing the panels
+    plain = plot_forest(forest_table(_comparison()))
+    assert size_mm(fig)[1] > size_mm(plain)[1]
