@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from nbdid.analysis.frequentist import METHOD_PROSE
 from nbdid.analysis.sensitivity import derived_seed
 from nbdid.analysis.tipping_bayes import default_prior_scales, tipping_bayes_curve
 from nbdid.config import GeneratorConfig
@@ -62,14 +63,6 @@ TWIN_METHODS: tuple[str, ...] = ("glm_cluster", "randomization", "paired_t")
 """The frequentist twin proper (the report's pooled rule is :data:`POOLED_RULE`)."""
 
 POOLED_RULE = "report_pooled"
-
-METHOD_NAMES: dict[str, str] = {
-    BAYES: "Bayesian model",
-    "report_pooled": "the report's pooled non-overlap rule",
-    "glm_cluster": "the ward-clustered GLM",
-    "randomization": "randomization inference",
-    "paired_t": "the paired t-test",
-}
 
 HET_COLUMNS: tuple[str, ...] = (
     "sigma_ward", "sigma_change", "sigma_change_nbi", "sigma_pair", "sigma_wp", "intercept",
@@ -925,7 +918,7 @@ def plain_summary(table: pd.DataFrame, *, families: Mapping[str, str],
             for m in TWIN_METHODS:
                 n_m, how_m = areas_needed(e, column=f"power_{m}", target=target)
                 if how_m:
-                    twin.append(f"{METHOD_NAMES[m]} needs {_count(n_m, how_m, '').strip()}")
+                    twin.append(f"{METHOD_PROSE[m]} needs {_count(n_m, how_m, '').strip()}")
             if twin:
                 body = ", ".join(twin[:-1]) + (" and " if len(twin) > 1 else "") + twin[-1]
                 sentence += f" For {100 * target:.0f}% power (5% two-sided), {body}."

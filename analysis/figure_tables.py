@@ -6,12 +6,17 @@
 :func:`ppc_statistics`
     The replicated and observed test statistics behind the posterior predictive
     p-values of the diagnostics gate, for :func:`nbdid.figures.plot_ppc`.
+:func:`ppc_values`
+    Observed and replicated ward-period values on the indicator's own scale, per
+    group and period, for :func:`nbdid.figures.plot_ppc_arviz` (ArviZ's
+    ``plot_ppc``).
 
-Functions return DataFrames and never draw.
+Functions return DataFrames (or, for ArviZ, InferenceData) and never draw.
 """
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -121,3 +126,79 @@ def ppc_statistics(idata, design) -> pd.DataFrame:
         add(f"ppp_var_{lab}", "variance", "", str(lab), f"{lab}: {spread}",
             np.var(val_rep[:, m], axis=1), np.var(val_obs[m]))
     return pd.DataFrame(pd.concat(parts, ignore_index=True), columns=list(PPC_COLUMNS))
+
+
+PPC_VALUE_DRAWS = 100
+"""Replicated data sets :func:`ppc_values` keeps (evenly spaced over the posterior draws)."""
+
+
+def ppc_values(idata, design, *, max_draws: int = PPC_VALUE_DRAWS) -> az.InferenceData:
+    """Observed and replicated ward-period values of a fit on the indicator's own scale.
+
+    The values are the family's :meth:`~nbdid.families.Family.value_scale` of the
+    observations and of the replicated data (``posterior_predictive["y"]``, drawn with
+    :func:`~nbdid.analysis.diagnostics.ppc_replicates` when absent): the count per unit
+    of exposure for counts (a share for binomial, a rate for Poisson), the mean log
+    price for prices, the value itself for Gaussian indicators.
+
+    Parameters
+    ----------
+    idata
+        A fit (``posterior``, and ``posterior_predictive`` if drawn).
+    design
+        The design it was fitted to.
+    max_draws
+        At most this many replicated data sets are kept, evenly spaced over the draws
+        of each chain (all when the fit has fewer).
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups ``observed_data`` and ``posterior_predictive`` with one variable per
+        group and period that has observations (``nbi_2011``, ``benchmark_2011``, ...;
+        groups first, then periods in the design's order), each over its own ward
+        dimension (``<variable>_ward``, the ward codes).  Each variable's ``label``
+        attribute is its display label (``"NBI wards, 2011"``); the ``observed_data``
+        attributes hold ``indicator``, ``value_label`` (what the values are, in
+        words), ``family``, ``synthetic`` (0/1) and the ``groups``/``periods`` of the
+        variables (comma-separated, in order).
+    """
+    if "posterior_predictive" not in idata.groups():
+        idata = ppc_replicates(idata, design)
+    rep = np.asarray(idata.posterior_predictive["y"].values)  # (chain, draw, obs)
+    n_chains, n_draws = rep.shape[:2]
+    per_chain = min(n_draws, max(1, -(-max_draws // n_chains)))
+    keep = np.unique(np.linspace(0, n_draws - 1, per_chain).round().astype(int))
+    rep = rep[:, keep, :]
+    fam, arrays = design.family, design.arrays
+    rep_v = fam.value_scale(rep, arrays)
+    obs_v = fam.value_scale(np.asarray(design.y), arrays)
+    wards = np.asarray(design.coords["ward"])[np.asarray(design.ward_idx)]
+    treated = np.asarray(design.treated)
+    period_idx = np.asarray(design.period_idx)
+    observed, predictive, dims, coords, labels = {}, {}, {}, {}, {}
+    groups, periods = [], []
+    for g in GROUPS:
+        is_g = treated == (1 if g == "nbi" else 0)
+        for t, lab in enumerate(design.coords["period"]):
+            m = is_g & (period_idx == t)
+            if not m.any():
+                continue
+            name = f"{g}_{lab}"
+            observed[name] = obs_v[m]
+            predictive[name] = rep_v[..., m]
+            dims[name] = [f"{name}_ward"]
+            coords[f"{name}_ward"] = [str(w) for w in wards[m]]
+            labels[name] = f"{GROUP_LABELS[g]}, {lab}"
+            groups.append(g)
+            periods.append(str(lab))
+    out = az.from_dict(posterior_predictive=predictive, observed_data=observed,
+                       dims=dims, coords=coords)
+    for grp in (out.observed_data, out.posterior_predictive):
+        for name, label in labels.items():
+            grp[name].attrs["label"] = label
+    out.observed_data.attrs.update(
+        indicator=str(design.indicator), value_label=str(fam.value_label),
+        family=str(getattr(fam, "name", fam)), synthetic=int(bool(design.synthetic)),
+        groups=",".join(groups), periods=",".join(periods))
+    return out

@@ -162,7 +162,9 @@ class Method:
     short
         Column heading in the terminal summary.
     figure_label
-        Label in figures.
+        Label in figures (row labels of the concordance figure, legends).
+    prose
+        Name in a sentence ("the paired t-test needs about 150 pairs").
     run
         ``run(data, settings) -> MethodResult``.
     """
@@ -171,6 +173,7 @@ class Method:
     label: str
     short: str
     figure_label: str
+    prose: str
     run: Callable[[IndicatorData, AnalysisSettings], MethodResult]
 
 
@@ -934,16 +937,17 @@ def analyse(
 
 
 METHOD_REGISTRY: dict[str, Method] = {m.name: m for m in (
-    Method("report_pooled", "report's pooled method (recomputed)", "pooled", "report's pooled method",
-           lambda d, s: report_pooled(d)),
-    Method("glm_cluster", "GLM, ward-clustered CR1, t(G-1)", "GLM-CR1", "GLM, clustered (CR1)",
-           lambda d, s: glm_cluster(d, alpha=s.alpha)),
-    Method("randomization", "randomization inference (pair swaps)", "RI", "randomization inference",
+    Method("report_pooled", "report's pooled method (recomputed)", "pooled", "report's method",
+           "the report's pooled non-overlap rule", lambda d, s: report_pooled(d)),
+    Method("glm_cluster", "GLM, ward-clustered CR1, t(G-1)", "GLM-CR1", "GLM, clustered",
+           "the ward-clustered GLM", lambda d, s: glm_cluster(d, alpha=s.alpha)),
+    Method("randomization", "randomization inference (pair swaps)", "RI", "randomization",
+           "randomization inference",
            lambda d, s: randomization(d, draws=s.draws, seed=s.seed, exact_max=s.exact_max, alpha=s.alpha,
                                        interval=s.interval)),
     Method("paired_t", "paired t-test of pair differences", "paired-t", "paired t-test",
-           lambda d, s: paired_t(d, alpha=s.alpha)),
-    Method("bayes", "Bayesian hierarchical model", "Bayes", "Bayesian posterior",
+           "the paired t-test", lambda d, s: paired_t(d, alpha=s.alpha)),
+    Method("bayes", "Bayesian hierarchical model", "Bayes", "Bayesian", "the Bayesian model",
            lambda d, s: bayes_row(d, s.summary, note=s.posterior_note)),
 )}
 """The methods of the concordance table, in display order.  A new method is one
@@ -954,3 +958,9 @@ METHODS: tuple[str, ...] = tuple(METHOD_REGISTRY)
 
 METHOD_LABELS: dict[str, str] = {k: m.label for k, m in METHOD_REGISTRY.items()}
 """Full label of each method (the ``method_label`` column)."""
+
+FIGURE_LABELS: dict[str, str] = {k: m.figure_label for k, m in METHOD_REGISTRY.items()}
+"""Label of each method in figures."""
+
+METHOD_PROSE: dict[str, str] = {k: m.prose for k, m in METHOD_REGISTRY.items()}
+"""Name of each method in a sentence."""

@@ -22,8 +22,18 @@ tens of minutes).
    the old in-memory paths (``count_street_crime`` + ``build_panel``; ``read_ppd`` +
    ``build_price_panel``) on the same files, checked to give the same counts.
 
+3. *NOMIS* (``--what nomis``): serve one year of small-area population estimates
+   (``NM_2010_1``, LSOA x 92 ages; 3,197,276 rows nationally, 128 guest pages of 25,000
+   rows; ``--nomis-rows`` sets the size, default the national size times ``--scale``)
+   from a local mirror in a separate process, and run ``nbdid.download.nomis.population``
+   through it in a fresh process with a fresh cache (download, page checks, SAPE pivot,
+   file written).  ``--nomis-old PATH`` also runs an older ``download/nomis.py`` (e.g.
+   ``git show <commit>:download/nomis.py > /tmp/nomis_old.py``) the same way, for a
+   before/after comparison of peak memory and of the file written.
+
 It prints each measurement and the ratios (in-memory / streamed).  Target: streamed
-peak memory under 2 GB at scale 1.  Needs the shared ONS lookups (``../shared/data``).
+peak memory under 2 GB at scale 1.  Needs the shared ONS lookups (``../shared/data``)
+for police.uk and Price Paid.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ MONTHS = 132
 FIRST = (2010, 12)
 CRIMES_PER_MONTH = 606_000  # ~80 million over 132 months (England and Wales)
 PPD_ROWS = 31_000_000
+NOMIS_POPULATION_ROWS = 3_197_276  # 34,753 LSOAs x 92 ages (all ages, 0 ... 89, 90+)
 POSTCODES = 1_500_000
 
 CRIME_TYPES = [  # (type, share) roughly as police.uk 2013-2021
@@ -257,6 +268,89 @@ print("RESULT " + json.dumps({"seconds": seconds, "peak_bytes": peak, "rows": le
 """
 
 
+NOMIS_SERVER = r"""
+import csv, importlib.util, io, sys, time
+spec = importlib.util.spec_from_file_location("nbdid_bench_mirror", sys.argv[1])
+ms = importlib.util.module_from_spec(spec); sys.modules[spec.name] = ms
+spec.loader.exec_module(ms)
+from nbdid.download import nomis
+n_lsoa = int(sys.argv[2])
+AGES = ["200"] + [str(101 + k) for k in range(91)]
+TOTAL = n_lsoa * len(AGES)
+def value(lsoa, k):  # people of single year of age k (0 ... 90+) in an LSOA
+    return (lsoa * 31 + k * 17) % 37 + 3
+def handle(req):
+    off = int(req.query.get("RecordOffset", 0))
+    buf = io.StringIO()
+    w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    w.writerow(["DATE_NAME", "GEOGRAPHY_NAME", "GEOGRAPHY_CODE", "C_AGE", "OBS_VALUE",
+                "RECORD_OFFSET", "RECORD_COUNT"])
+    for i in range(off, min(off + 25000, TOTAL)):
+        lsoa, a = divmod(i, len(AGES))
+        v = sum(value(lsoa, k) for k in range(91)) if a == 0 else value(lsoa, a - 1)
+        w.writerow([req.query.get("date", "2012"), f"Somewhere {lsoa // 5:04d}{'ABCDE'[lsoa % 5]}",
+                    f"E01{lsoa:06d}", AGES[a], v, i, TOTAL])
+    return 200, {"Content-Type": "text/csv"}, buf.getvalue().encode()
+s = ms.MirrorServer().start()
+s.add(f"{nomis.API}/dataset/NM_2010_1.data.csv", handle)
+print(s.url, flush=True)
+sys.stdin.read()  # until the parent closes the pipe
+"""
+
+NOMIS_CHILD = r"""
+import importlib.util, json, resource, sys, time
+url, out, module = sys.argv[1], sys.argv[2], sys.argv[3]
+from nbdid.download import DownloadSettings
+if module == "current":
+    from nbdid.download import nomis
+else:
+    spec = importlib.util.spec_from_file_location("nbdid_bench_nomis_old", module)
+    nomis = importlib.util.module_from_spec(spec); sys.modules[spec.name] = nomis
+    spec.loader.exec_module(nomis)
+settings = DownloadSettings(cache_dir=out + "/cache", mirror=url, backoff=0.0, pause=0.0,
+                            timeout=300.0)
+t0 = time.perf_counter()
+rep = nomis.population("2012", out + "/pop", settings=settings)
+seconds = time.perf_counter() - t0
+try:
+    with open("/proc/self/status") as fh:
+        peak = next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM:"))
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+f = rep.files[0]
+print("RESULT " + json.dumps({"seconds": seconds, "peak_bytes": peak, "rows": f["rows"],
+                               "pages": len(f["pages"]), "sha256": f["sha256"]}))
+"""
+
+
+def measure_nomis(root: Path, n_rows: int, old: str | None) -> dict:
+    """Peak memory of ``nomis.population`` for one year of ``n_rows`` rows (and ``old``'s)."""
+    n_lsoa = max(1, round(n_rows / 92))
+    server = subprocess.Popen(
+        [sys.executable, "-c", NOMIS_SERVER, str(REPO / "tests" / "mirror_server.py"),
+         str(n_lsoa)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    out: dict = {"rows_served": n_lsoa * 92}
+    try:
+        url = server.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError("the NOMIS mirror did not start")
+        for label, module in [("current", "current"), *([("old", old)] if old else [])]:
+            folder = root / f"nomis-{label}"
+            shutil.rmtree(folder, ignore_errors=True)
+            cmd = [sys.executable, "-c", NOMIS_CHILD, url, str(folder), module]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                out[label] = {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+            else:
+                out[label] = json.loads(line[len("RESULT "):])
+            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+    return out
+
+
 def measure(what: str, data: Path, engine: str) -> dict:
     cmd = [sys.executable, "-c", CHILD, what, str(data), str(LOOKUP19), engine]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -277,7 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=0.05,
                     help="fraction of the national row counts (default 0.05; 1 = national)")
     ap.add_argument("--what", default="police,land-registry",
-                    help="comma-separated: police, land-registry")
+                    help="comma-separated: police, land-registry, nomis")
+    ap.add_argument("--nomis-rows", type=int,
+                    help="rows of the NOMIS population year served (default: 3,197,276 x "
+                         "--scale)")
+    ap.add_argument("--nomis-old", metavar="PATH",
+                    help="an older download/nomis.py to measure beside the current one")
     ap.add_argument("--dir", help="folder for the generated files (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--engine", default="auto", choices=("auto", "pyarrow", "pandas"))
@@ -285,10 +384,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="run the old in-memory paths only up to this many rows (default 12e6)")
     ap.add_argument("--seed", type=int, default=20260101)
     args = ap.parse_args(argv)
-    if not LOOKUP19.exists():
+    what = {w.strip() for w in args.what.split(",")}
+    if what & {"police", "land-registry"} and not LOOKUP19.exists():
         print(f"needs the shared ONS lookups ({LOOKUP19})", file=sys.stderr)
         return 2
-    what = {w.strip() for w in args.what.split(",")}
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="nbdid-bench-"))
     rng = np.random.default_rng(args.seed)
     print(f"scale {args.scale}  engine {args.engine}  files in {root}")
@@ -317,7 +416,24 @@ def main(argv: list[str] | None = None) -> int:
                 m = measure("lr-memory", root / "ppd", args.engine)
                 print(f"  in memory  {_fmt(m)}")
                 results["land-registry"]["memory"] = m
+        nomis_result = None
+        if "nomis" in what:
+            n = args.nomis_rows or max(92, round(NOMIS_POPULATION_ROWS * args.scale))
+            nomis_result = measure_nomis(root, n, args.nomis_old)
+            print(f"NOMIS population: served {nomis_result['rows_served']:,} rows")
+            for label in ("current", "old"):
+                if label in nomis_result:
+                    print(f"  {label:10s} {_fmt(nomis_result[label])}")
         print("\nsummary (every English ward of WD19)")
+        if nomis_result is not None:
+            c, o = nomis_result["current"], nomis_result.get("old")
+            line = f"  {'nomis':14s} peak {c.get('peak_bytes', 0) / 2**30:5.2f} GiB"
+            line += " (< 2 GiB)" if c.get("peak_bytes", 1 << 40) < 2 * 2**30 else " (NOT < 2 GiB)"
+            if o and "error" not in o and "error" not in c:
+                line += (f"; old / current: memory x{o['peak_bytes'] / c['peak_bytes']:.1f}, "
+                         f"time x{o['seconds'] / c['seconds']:.2f}; same file: "
+                         f"{o['sha256'] == c['sha256']}")
+            print(line)
         for name, r in results.items():
             s = r["stream"]
             line = f"  {name:14s} streamed peak {s.get('peak_bytes', 0) / 2**30:5.2f} GiB"

@@ -9,6 +9,12 @@ that starts at the wrong row, a page without rows before the end, or a ``RECORD_
 that changes between pages is an error.  Every page is a cache entry; the optional
 key (``NOMIS_API_KEY``, sent as ``uid=``) is never part of the cache key or manifest.
 
+Memory stays bounded by one page: each page is checked and appended, as it arrives, to
+a temporary file under ``<cache>/tmp/`` (the table in the publisher's layout, removed
+when the :class:`NomisTable` is closed or its writer dies); the presets then read that
+file row by row (the population pivot keeps one compact row of 92 values per LSOA)
+and write their output through a temporary file renamed into place.
+
 Datasets the study needs (presets writing files the existing readers accept):
 
 ``business-counts``  (:func:`business_counts`)
@@ -36,12 +42,16 @@ Datasets the study needs (presets writing files the existing readers accept):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import re
+import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +61,7 @@ from nbdid.download.client import Downloader, DownloadError, FetchRecord
 from nbdid.download.outputs import install, out_dir, record_provenance
 from nbdid.download.settings import DownloadSettings
 from nbdid.errors import InputError
+from nbdid.outputs import new_temp_file, remove_dead_temps
 
 __all__ = [
     "API",
@@ -85,19 +96,28 @@ def data_url(dataset: str, params: Mapping[str, Any]) -> str:
     return f"{API}/dataset/{dataset.upper()}.data.csv" + (f"?{q}" if q else "")
 
 
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 @dataclass
 class NomisTable:
-    """A NOMIS table assembled from its pages.
+    """A NOMIS table assembled from its pages, spooled to a file on disk.
+
+    Use it as a context manager (or call :meth:`close`): the spooled file is removed
+    then (and, failing that, when the object is garbage-collected).
 
     Attributes
     ----------
     header
         Column names.
-    rows
-        Data rows (lists of strings), in order.
-    raw
-        The file in the publisher's layout: the first page's header line and every
-        page's data lines, byte for byte.
+    path
+        The spooled file, in the publisher's layout: the first page's header line and
+        every page's data lines, byte for byte (a page without a final line break gets
+        one).
+    n_rows
+        Number of data rows (blank lines not counted).
     record_count
         ``RECORD_COUNT`` reported by NOMIS.
     pages
@@ -107,14 +127,47 @@ class NomisTable:
     dataset: str
     params: dict[str, str]
     header: list[str]
-    rows: list[list[str]]
-    raw: bytes
+    path: Path
+    n_rows: int
     record_count: int | None
     pages: list[FetchRecord] = field(default_factory=list)
+    _cleanup: weakref.finalize = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._cleanup = weakref.finalize(self, _unlink, Path(self.path))
+
+    def close(self) -> None:
+        """Remove the spooled file."""
+        self._cleanup()
+
+    def __enter__(self) -> NomisTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def iter_rows(self) -> Iterator[list[str]]:
+        """The data rows (lists of strings), in order, read from the spooled file."""
+        with open(self.path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
+            for r in reader:
+                if any(c.strip() for c in r):
+                    yield r
 
     def column(self, name: str) -> list[str]:
         j = self.header.index(name)
-        return [r[j] for r in self.rows]
+        return [r[j] for r in self.iter_rows()]
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """Every data row in memory (small tables only; prefer :meth:`iter_rows`)."""
+        return list(self.iter_rows())
+
+    @property
+    def raw(self) -> bytes:
+        """The spooled file's bytes in memory (small tables only; prefer :attr:`path`)."""
+        return Path(self.path).read_bytes()
 
 
 def _validate_page(path: Path) -> None:
@@ -155,6 +208,12 @@ def fetch_table(
     select
         Columns to return (``RECORD_OFFSET`` and ``RECORD_COUNT`` are added).
 
+    Returns
+    -------
+    NomisTable
+        The table spooled page by page to a temporary file under ``<cache>/tmp/``
+        (close it, or use it in a ``with`` block, to remove that file).
+
     Raises
     ------
     DownloadError
@@ -169,14 +228,30 @@ def fetch_table(
             cols.insert(0, "OBS_VALUE")
         params["select"] = ",".join(cols)
     secret = {"uid": dl.settings.nomis_key} if dl.settings.nomis_key else None
+    folder = dl.cache.root / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_dead_temps(folder)  # left by a download that was killed
+    spool = new_temp_file(folder, prefix=f".{dataset.upper()}.data.csv.", suffix=".tmp")
+    try:
+        with open(spool, "wb") as fh:
+            header, n_rows, expected, pages = _spool_pages(dl, dataset, params, secret, fh)
+    except BaseException:
+        _unlink(spool)
+        raise
+    return NomisTable(dataset=dataset, params=params, header=header, path=spool,
+                      n_rows=n_rows, record_count=expected, pages=pages)
+
+
+def _spool_pages(dl: Downloader, dataset: str, params: dict[str, str],
+                 secret: dict[str, str] | None,
+                 fh: Any) -> tuple[list[str], int, int | None, list[FetchRecord]]:
+    """Fetch and check every page, appending the table to ``fh`` page by page."""
     header: list[str] | None = None
-    header_raw = b""
-    body = io.BytesIO()
-    rows: list[list[str]] = []
+    n_rows = 0
     expected: int | None = None
     pages: list[FetchRecord] = []
     while True:
-        offset = len(rows)
+        offset = n_rows
         url = data_url(dataset, {**params, "RecordOffset": offset})
         rec = dl.fetch(url, secret_params=secret, validate=_validate_page)
         pages.append(rec)
@@ -186,7 +261,8 @@ def fetch_table(
         hdr = [c.strip().upper() for c in parsed[0]]
         page_rows = [r for r in parsed[1:] if any(c.strip() for c in r)]
         if header is None:
-            header, header_raw = hdr, hraw
+            header = hdr
+            fh.write(hraw)
         elif hdr != header:
             raise DownloadError(f"{url}: the columns differ from the first page's; run with "
                                 "--refresh")
@@ -212,22 +288,22 @@ def fetch_table(
                 raise DownloadError(f"{url}: NOMIS returned no rows after {offset:,} of "
                                     f"{expected:,}; run again (or with --refresh)")
             break
-        rows.extend(page_rows)
+        n_rows += len(page_rows)
         if rest and not rest.endswith(b"\n"):
             rest += b"\r\n" if b"\r\n" in hraw else b"\n"
-        body.write(rest)
+        fh.write(rest)
+        del data, rest, parsed, page_rows  # hold one page at a time
         if expected is not None:
-            if len(rows) > expected:
-                raise DownloadError(f"{url}: NOMIS returned {len(rows):,} rows for a table of "
+            if n_rows > expected:
+                raise DownloadError(f"{url}: NOMIS returned {n_rows:,} rows for a table of "
                                     f"{expected:,}")
-            if len(rows) == expected:
+            if n_rows == expected:
                 break
-            dl.log(f"NOMIS {dataset}: {len(rows):,} of {expected:,} rows; next page")
+            dl.log(f"NOMIS {dataset}: {n_rows:,} of {expected:,} rows; next page")
         if not rec.from_cache and dl.settings.pause:
             time.sleep(dl.settings.pause)
     assert header is not None
-    return NomisTable(dataset=dataset, params=params, header=header, rows=rows,
-                      raw=header_raw + body.getvalue(), record_count=expected, pages=pages)
+    return header, n_rows, expected, pages
 
 
 def _fetch_json(dl: Downloader, url: str) -> Any:
@@ -320,10 +396,15 @@ def _write(report: NomisReport, folder: Path, name: str, write: Callable[[Path],
            t: NomisTable, *, force: bool, files: dict, extra: dict | None = None) -> None:
     path, sha, status = install(folder / name, write, force=force)
     entry = {"path": str(path), "dataset": t.dataset, "params": t.params,
-             "rows": len(t.rows), "record_count": t.record_count, "sha256": sha,
+             "rows": t.n_rows, "record_count": t.record_count, "sha256": sha,
              "status": status, "pages": _page_records(t), **(extra or {})}
     report.files.append(entry)
     files[name] = {k: v for k, v in entry.items() if k != "path"}
+
+
+def _copy(t: NomisTable) -> Callable[[Path], None]:
+    """Writer of the table in the publisher's layout (the spooled file, byte for byte)."""
+    return lambda tmp: shutil.copyfile(t.path, tmp)
 
 
 def _open(settings, log, downloader):
@@ -349,9 +430,8 @@ def download_table(
     own, dl = _open(settings, log, downloader)
     files: dict = {}
     try:
-        t = fetch_table(dl, dataset, params, select=select)
-        _write(report, folder, out_file.name, lambda tmp: tmp.write_bytes(t.raw), t,
-               force=force, files=files)
+        with fetch_table(dl, dataset, params, select=select) as t:
+            _write(report, folder, out_file.name, _copy(t), t, force=force, files=files)
         record_provenance(folder, "nomis", files, {"dataset": dataset})
     finally:
         if own:
@@ -403,10 +483,9 @@ def business_counts(
               "EMPLOYMENT_SIZEBAND_NAME", "LEGAL_STATUS_NAME", "MEASURES_NAME", "OBS_VALUE",
               "OBS_STATUS_NAME"]
     try:
-        t = fetch_table(dl, BUSINESS_COUNTS, params, select=select)
         name = f"business_counts_msoa_{ys[0]}" + (f"-{ys[-1]}" if len(ys) > 1 else "") + ".csv"
-        _write(report, folder, name, lambda tmp: tmp.write_bytes(t.raw), t, force=force,
-               files=files)
+        with fetch_table(dl, BUSINESS_COUNTS, params, select=select) as t:
+            _write(report, folder, name, _copy(t), t, force=force, files=files)
         record_provenance(folder, "nomis business-counts", files, {"years": ys})
     finally:
         if own:
@@ -427,18 +506,25 @@ def _sape_csv(t: NomisTable, year: str) -> Callable[[Path], None]:
     jn = h.index("GEOGRAPHY_NAME") if "GEOGRAPHY_NAME" in h else None
     ages = ["200"] + [str(101 + k) for k in range(91)]
     pos = {a: i for i, a in enumerate(ages)}
+    # one row of 92 values per LSOA, streamed from the spooled file; the values are
+    # shared (a national year has 3.2 million values but few distinct ones)
     table: dict[str, list[str | None]] = {}
     names: dict[str, str] = {}
-    for r in t.rows:
+    shared: dict[str, str] = {}
+    for r in t.iter_rows():
         code, age = r[jg].strip(), r[ja].strip()
         if age not in pos:
             raise DownloadError(f"NOMIS {t.dataset}: unexpected c_age code {age}")
-        row = table.setdefault(code, [None] * len(ages))
+        row = table.get(code)
+        if row is None:
+            row = table[code] = [None] * len(ages)
         if row[pos[age]] is not None:
             raise DownloadError(f"NOMIS {t.dataset}: {code} has two values for c_age {age}")
-        row[pos[age]] = r[jv].strip()
+        v = r[jv].strip()
+        row[pos[age]] = shared.setdefault(v, v)
         if jn is not None:
             names[code] = r[jn].strip()
+    del shared
     for code, row in table.items():
         if any(v is None or v == "" for v in row):
             k = next(i for i, v in enumerate(row) if v is None or v == "")
@@ -483,10 +569,11 @@ def population(
         for y in ys:
             params = {"geography": geography, "date": y, "gender": "0",
                       "c_age": f"200,{SINGLE_AGES}", "measures": "20100"}
-            t = fetch_table(dl, POPULATION, params, select=[
-                "DATE_NAME", "GEOGRAPHY_NAME", "GEOGRAPHY_CODE", "C_AGE", "OBS_VALUE"])
-            _write(report, folder, f"sape_mid{y}_lsoa_nomis.csv", _sape_csv(t, y), t,
-                   force=force, files=files, extra={"year": int(y)})
+            with fetch_table(dl, POPULATION, params, select=[
+                    "DATE_NAME", "GEOGRAPHY_NAME", "GEOGRAPHY_CODE", "C_AGE",
+                    "OBS_VALUE"]) as t:
+                _write(report, folder, f"sape_mid{y}_lsoa_nomis.csv", _sape_csv(t, y), t,
+                       force=force, files=files, extra={"year": int(y)})
         record_provenance(folder, "nomis population", files, {"years": ys})
     finally:
         if own:
@@ -502,7 +589,11 @@ def _households_csv(t: NomisTable) -> Callable[[Path], None]:
     jc, jv = h.index("GEOGRAPHY_CODE"), h.index("OBS_VALUE")
     jn = h.index("GEOGRAPHY_NAME") if "GEOGRAPHY_NAME" in h else None
     jd = h.index("DATE_NAME") if "DATE_NAME" in h else None
-    cells = set(t.column("CELL_NAME")) if "CELL_NAME" in h else {"All households"}
+    if "CELL_NAME" in h:
+        j = h.index("CELL_NAME")
+        cells = {r[j] for r in t.iter_rows()}
+    else:
+        cells = {"All households"}
     if len(cells) != 1:
         raise DownloadError(f"NOMIS {t.dataset}: expected one household category, got "
                             f"{len(cells)}")
@@ -515,7 +606,7 @@ def _households_csv(t: NomisTable) -> Callable[[Path], None]:
             w = csv.writer(fh)
             w.writerow(["date", "geography", "geography code",
                         f"Household Composition: {cell}; measures: Value"])
-            for r in t.rows:
+            for r in t.iter_rows():
                 w.writerow([r[jd] if jd is not None else "2011",
                             r[jn] if jn is not None else "", r[jc], r[jv]])
     return write
@@ -544,11 +635,11 @@ def households(
         report.notes.append(f"KS105EW dataset: {ds} ({how})")
         params = {"geography": geography, "date": "latest", "rural_urban": "0", "cell": "0",
                   "measures": "20100"}
-        t = fetch_table(dl, ds, params, select=[
-            "DATE_NAME", "GEOGRAPHY_NAME", "GEOGRAPHY_CODE", "RURAL_URBAN_NAME", "CELL_NAME",
-            "MEASURES_NAME", "OBS_VALUE"])
-        _write(report, folder, "ks105ew_households_lsoa.csv", _households_csv(t), t,
-               force=force, files=files, extra={"dataset_resolution": how})
+        with fetch_table(dl, ds, params, select=[
+                "DATE_NAME", "GEOGRAPHY_NAME", "GEOGRAPHY_CODE", "RURAL_URBAN_NAME",
+                "CELL_NAME", "MEASURES_NAME", "OBS_VALUE"]) as t:
+            _write(report, folder, "ks105ew_households_lsoa.csv", _households_csv(t), t,
+                   force=force, files=files, extra={"dataset_resolution": how})
         record_provenance(folder, "nomis households", files, {"dataset": ds, "how": how})
     finally:
         if own:
@@ -631,10 +722,10 @@ def wacg(
             select.append(f"{ref}_NAME")
             report.notes.append(f"{ref} = {total} ({dict(codes)[total]})")
         select += ["MEASURES_NAME", "OBS_VALUE", "OBS_STATUS_NAME"]
-        t = fetch_table(dl, dataset, params, select=select)
         name = "wacg_lsoa_" + "_".join(re.sub(r"[^0-9A-Za-z-]", "", d) for d in ds) + ".csv"
-        _write(report, folder, name, lambda tmp: tmp.write_bytes(t.raw), t, force=force,
-               files=files, extra={"title": title})
+        with fetch_table(dl, dataset, params, select=select) as t:
+            _write(report, folder, name, _copy(t), t, force=force, files=files,
+                   extra={"title": title})
         record_provenance(folder, "nomis wacg", files, {"dataset": dataset, "title": title,
                                                         "notes": report.notes})
     finally:

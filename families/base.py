@@ -135,6 +135,8 @@ class Family:
     default_unit: ClassVar[str]
     y_dtype: ClassVar[str] = "float64"
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("none",)
+    value_label: ClassVar[str] = "value"
+    """What :meth:`value_scale` gives, in words (an axis label)."""
     default_base: ClassVar[float]
     """A typical baseline value (proportion, rate per unit exposure, price, mean) of
     simulated panels (:func:`nbdid.models.simulate.simulate_panel`)."""
@@ -285,6 +287,12 @@ class Family:
     def ppc_scale(self, y: np.ndarray, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         """Observed or replicated values on the scale of the between-ward variance check."""
         return self.empirical_link({**arrays, **self._with_y(arrays, y)})
+
+    def value_scale(self, y: np.ndarray, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Observed or replicated values (last axis: observations) on the indicator's own
+        scale, per unit of weight: the observation itself here (a mean log price, a
+        value); count families divide by the exposure (:attr:`value_label` says which)."""
+        return np.asarray(y, dtype=float)
 
     def ppc_total(self, y: np.ndarray, arrays: Mapping[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
         """Group total of observed or replicated values over ``mask`` (last axis)."""

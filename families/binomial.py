@@ -35,6 +35,7 @@ class Binomial(CountFamily):
     default_multiplier = 100.0
     default_unit = "pp"
     default_base = 0.15
+    value_label = "share of the trials (count / exposure)"
 
     def link_fn(self, x):
         return logit(x)

@@ -85,6 +85,10 @@ class CountFamily(Family):
     def _with_y(self, arrays, y):
         return {"count": y}
 
+    def value_scale(self, y: np.ndarray, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The count per unit of exposure: a share of the trials (binomial) or a rate."""
+        return np.asarray(y, dtype=float) / np.asarray(arrays["exposure"], dtype=float)
+
     def ppc_scale(self, y: np.ndarray, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         """Log of the smoothed rate or proportion, ``log((y + 0.5) / exposure)``."""
         return np.log((y + 0.5) / arrays["exposure"])

@@ -35,6 +35,7 @@ class Poisson(CountFamily):
     default_multiplier = 1000.0
     default_unit = "per 1,000"
     default_base = 0.08
+    value_label = "rate per unit of exposure (count / exposure)"
 
     def link_fn(self, x):
         return np.log(x)

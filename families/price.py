@@ -59,6 +59,7 @@ class Price(Family):
     default_multiplier = 1.0
     default_unit = "£"
     default_base = 150_000.0
+    value_label = "mean log price"
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("ward_period", "none")
 
     def link_fn(self, x):

@@ -11,7 +11,7 @@ synthetic data carries the synthetic-data banner.
 from nbdid.figures.assurance import plot_assurance
 from nbdid.figures.balance import plot_balance
 from nbdid.figures.concordance import plot_concordance
-from nbdid.figures.diagnostics import plot_diagnostics, plot_ppc, plot_rank
+from nbdid.figures.diagnostics import plot_diagnostics, plot_ppc, plot_ppc_arviz, plot_rank
 from nbdid.figures.forest import plot_forest
 from nbdid.figures.specification_curve import plot_specification_curve
 from nbdid.figures.style import figure_bytes, save_figure
@@ -21,6 +21,6 @@ from nbdid.figures.wards import plot_pair_differences, plot_ward_changes
 
 __all__ = [
     "figure_bytes", "plot_assurance", "plot_balance", "plot_concordance", "plot_diagnostics", "plot_forest",
-    "plot_pair_differences", "plot_ppc", "plot_rank", "plot_specification_curve",
+    "plot_pair_differences", "plot_ppc", "plot_ppc_arviz", "plot_rank", "plot_specification_curve",
     "plot_tipping_bayes", "plot_trajectories", "plot_ward_changes", "save_figure",
 ]

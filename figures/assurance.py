@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from nbdid.analysis.frequentist import FIGURE_LABELS
 from nbdid.figures.style import (
     GREY,
     OKABE_ITO,
@@ -41,12 +42,12 @@ ASSURANCE_COLUMNS: tuple[str, ...] = (
 
 EFFECT_COLOURS = [OKABE_ITO[k] for k in ("blue", "vermillion", "bluish_green", "reddish_purple",
                                          "orange", "sky_blue", "black")]
-METHOD_STYLES: dict[str, tuple[str, str, str]] = {
-    "glm_cluster": ("--", "s", "clustered GLM"),
-    "randomization": ("-.", "^", "randomization inference"),
-    "paired_t": (":", "D", "paired t-test"),
+METHOD_STYLES: dict[str, tuple[str, str]] = {
+    "glm_cluster": ("--", "s"),
+    "randomization": ("-.", "^"),
+    "paired_t": (":", "D"),
 }
-"""Line style, marker and label of each frequentist method."""
+"""Line style and marker of each frequentist method (labels: the method registry's)."""
 DODGE: dict[str, float] = {"glm_cluster": 0.975, "randomization": 1.0, "paired_t": 1.025}
 """Horizontal offsets (factors on the log axis) that keep equal power values apart."""
 POOLED_STYLE = ("--", "x", "report's pooled rule, no effect (false positives)")
@@ -103,14 +104,14 @@ def _draw(assurance_ax: Axes, power_ax: Axes | None, t: pd.DataFrame) -> list:
         handles.append(Line2D([], [], color=colour, lw=1.2, marker="o", ms=4,
                               label=_effect_label(eff, scale)))
         if power_ax is not None:
-            for m, (ls, marker, _label) in METHOD_STYLES.items():
+            for m, (ls, marker) in METHOD_STYLES.items():
                 _curve(power_ax, e, f"power_{m}", colour=colour, ls=ls, marker=marker, mfc="white",
                        dodge=DODGE[m])
     null = t[np.isclose(t["effect_ratio"], 1.0)]
     if power_ax is not None:
-        for ls, marker, label in METHOD_STYLES.values():
+        for m, (ls, marker) in METHOD_STYLES.items():
             handles.append(Line2D([], [], color="#333333", ls=ls, marker=marker, mfc="white", ms=4,
-                                  lw=1.2, label=label))
+                                  lw=1.2, label=FIGURE_LABELS[m]))
         if len(null):
             _curve(power_ax, null, "pooled_rule_fpr", colour=GREY, ls=POOLED_STYLE[0],
                    marker=POOLED_STYLE[1])

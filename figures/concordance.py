@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from nbdid.analysis.frequentist import FIGURE_LABELS
 from nbdid.figures.style import (
     DOUBLE_COLUMN_MM,
     FAILED_MARK,
@@ -39,13 +40,6 @@ from nbdid.figures.style import (
 
 CONCORDANCE_PLOT_COLUMNS = ("indicator", "method", "estimate", "lower", "upper", "significant")
 
-SHORT_LABELS = {
-    "report_pooled": "report's method",
-    "glm_cluster": "GLM, clustered",
-    "randomization": "randomization",
-    "paired_t": "paired t-test",
-    "bayes": "Bayesian",
-}
 PUBLISHED_LABEL = "PUBLISHED"
 NOTE = ("Each panel: difference in change, NBI minus benchmark, in the indicator's unit, with "
         "95% intervals. Filled: the method calls the difference significant (for the report's "
@@ -161,7 +155,7 @@ def _panel(ax: Axes, sub: pd.DataFrame, key: str, pub: pd.Series | None, *,
     """Draw one indicator; return the labels of the marks used."""
     sub = sub.reset_index(drop=True)
     n = len(sub)
-    names = [SHORT_LABELS.get(m, str(m)) for m in sub["method"]]
+    names = [FIGURE_LABELS.get(m, str(m)) for m in sub["method"]]
     y = list(range(n, 0, -1))
     vals = sub[["estimate", "lower", "upper"]].to_numpy(float).ravel()
     if pub is not None:

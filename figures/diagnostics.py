@@ -7,7 +7,11 @@
     the posterior predictive check of one fit: replicated group totals and between-ward
     variances against the observed ones (the p-values of the gate);
 :func:`plot_rank`
-    ArviZ rank plots of the DiD and the variance components of one fit.
+    ArviZ rank plots of the DiD and the variance components of one fit;
+:func:`plot_ppc_arviz`
+    ArviZ's posterior predictive plot of one fit: the distribution of the observed
+    ward-period values on the indicator's own scale against replicated data sets, per
+    group and period.
 """
 
 from __future__ import annotations
@@ -372,6 +376,107 @@ def plot_rank(
         a.tick_params(labelsize=8)
         a.xaxis.set_major_locator(MaxNLocator(3, integer=True))
         a.xaxis.set_major_formatter(FuncFormatter(_integer))
+    set_fontsizes(fig)
+    mark_synthetic(fig, bool(synthetic))
+    return fig
+
+
+PPC_VALUE_COLOURS: tuple[str, str, str] = ("#BBBBBB", "black", OKABE_ITO["vermillion"])
+"""Colours of :func:`plot_ppc_arviz`: replicated data sets, observed, replicated mean."""
+
+
+@styled
+def plot_ppc_arviz(
+    data, *, ax: Sequence[Axes] | None = None, gate: str | None = None,
+    synthetic: bool | None = None, kind: str = "cumulative",
+) -> Figure:
+    """Posterior predictive plot of one fit, drawn by ArviZ (``az.plot_ppc``).
+
+    One panel per group (columns) and period (rows): the distribution of the observed
+    ward-period values on the indicator's own scale (black), that of each replicated
+    data set (grey) and of all of them together (dashed), as empirical distribution
+    functions (the share of wards at or below each value; with some 29 wards a panel
+    they show the tails better than densities do) or densities.  It complements
+    :func:`plot_ppc`, which shows the statistics the diagnostics gate checks.
+
+    Parameters
+    ----------
+    data
+        :func:`nbdid.analysis.figure_tables.ppc_values` of one fit (``observed_data``
+        and ``posterior_predictive`` with one variable per group and period).
+    ax
+        One Axes per variable (in ``data``'s order); a new single-column figure when
+        ``None``.
+    gate
+        The fit's diagnostics gate text (a failure is written in the figure title).
+    synthetic
+        Put the synthetic-data banner on (default: the data's ``synthetic`` attribute).
+    kind
+        ``"cumulative"`` (empirical distribution functions) or ``"kde"`` (densities).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz as az
+
+    if "observed_data" not in data.groups() or "posterior_predictive" not in data.groups():
+        raise ValueError("plot_ppc_arviz: data needs observed_data and posterior_predictive "
+                         "(nbdid.analysis.figure_tables.ppc_values)")
+    if kind not in ("kde", "cumulative"):
+        raise ValueError(f"plot_ppc_arviz: kind must be 'kde' or 'cumulative', not {kind!r}")
+    obs = data.observed_data
+    names = list(obs.data_vars)
+    if not names:
+        raise ValueError("plot_ppc_arviz: no observed values")
+    attrs = dict(obs.attrs)
+    key = str(attrs.get("indicator", ""))
+    groups = str(attrs.get("groups", "")).split(",")
+    periods = str(attrs.get("periods", "")).split(",")
+    if len(groups) != len(names) or len(periods) != len(names):
+        groups, periods = names, [""] * len(names)  # no layout given: one column per variable
+    if synthetic is None:
+        synthetic = bool(int(attrs.get("synthetic", 0)))
+    title = (f"{indicator_title(key)}: " if key else "") + "observed and replicated ward values"
+    note = failed_note(gate)
+    if note:
+        title += f"\nDIAGNOSTICS FAILED: {note.split(': ', 1)[-1]}"
+    if ax is None:
+        cols = list(dict.fromkeys(groups))
+        rows = list(dict.fromkeys(periods))
+        fig, panel = new_titled_figure("single", 30.0 * len(rows) + 30.0, title)
+        grid = panel.subplots(len(rows), len(cols), squeeze=False, sharex="row")
+        axes = [grid[rows.index(p), cols.index(g)] for g, p in zip(groups, periods, strict=True)]
+        for a in grid.ravel():
+            if not any(a is b for b in axes):
+                a.set_visible(False)
+        key_text = "black: observed; grey: replicated data sets; dashed: all replicated"
+        if kind == "cumulative":
+            panel.supylabel("share of wards at or below", fontsize=8)
+        panel.supxlabel(wrap_to_width(str(attrs.get("value_label", "value")), 75.0) + "\n"
+                        + wrap_to_width(key_text, 75.0), fontsize=8)
+    else:
+        axes = list(ax)
+        if len(axes) != len(names):
+            raise ValueError(f"plot_ppc_arviz: {len(names)} variables but {len(axes)} axes")
+        fig = axes[0].figure
+    az.plot_ppc(data, kind=kind, var_names=names, ax=np.asarray(axes, dtype=object),
+                colors=list(PPC_VALUE_COLOURS), alpha=0.35, legend=False, random_seed=0,
+                show=False)
+    for a, v in zip(axes, names, strict=True):
+        label = str(obs[v].attrs.get("label", v))
+        a.set_title(wrap_to_width(label, RANK_TITLE_MM), fontsize=8, fontweight="normal", loc="left")
+        a.set_xlabel("")
+        a.tick_params(labelsize=8)
+        if kind == "kde":
+            a.relim()  # ArviZ sets the limits from the observed density: show every curve
+            a.autoscale_view()
+            a.set_ylim(bottom=0)
+            a.set_yticks([])
+            a.spines["left"].set_visible(False)
+        else:
+            a.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
+        a.xaxis.set_major_locator(nice_locator(3))
     set_fontsizes(fig)
     mark_synthetic(fig, bool(synthetic))
     return fig

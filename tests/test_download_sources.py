@@ -365,6 +365,60 @@ def test_nomis_population_pivots_to_sape_layout(tmp_path, server):
     assert sape.attrs["all_ages_mismatch"] == 0
 
 
+def test_nomis_table_spooled_to_disk_page_by_page(tmp_path, server):
+    """Each page goes to a file as it arrives (memory bounded by one page, not the
+    table); the files written are byte for byte those of the in-memory pager."""
+    from types import SimpleNamespace
+
+    from nbdid.download.client import Downloader
+
+    ages = ["200"] + [str(101 + k) for k in range(91)]
+    header = ["DATE_NAME", "GEOGRAPHY_NAME", "GEOGRAPHY_CODE", "C_AGE", "OBS_VALUE"]
+    rows, truth = [], {}
+    for i in reversed(range(300)):  # 27,600 rows: two guest pages, codes out of order
+        code = f"E01{i:06d}"
+        truth[code] = [(i * 5 + k) % 33 for k in range(91)]
+        for a in ages:
+            v = sum(truth[code]) if a == "200" else truth[code][int(a) - 101]
+            rows.append(["2012", f"LSOA {i}", code, a, str(v)])
+    inner = _nomis_handler(header, rows)
+    spool = tmp_path / "cache" / "tmp"
+    spooled: list[int] = []  # bytes on disk when each page was requested
+
+    def handle(req):
+        spooled.append(sum(f.stat().st_size for f in spool.glob("*.tmp")))
+        return inner(req)
+
+    server.add(f"{nomis.API}/dataset/NM_2010_1.data.csv", handle)
+    page0 = inner(SimpleNamespace(query={"RecordOffset": "0"}))[2]
+    page1 = inner(SimpleNamespace(query={"RecordOffset": "25000"}))[2]
+    table = page0 + page1[page1.index(b"\n") + 1:]  # the pager's file: one header line
+    settings = _settings(tmp_path, server)
+    params = {"geography": "TYPE298", "date": "2012"}
+    with Downloader(settings) as dl, nomis.fetch_table(dl, "NM_2010_1", params,
+                                                       select=header) as t:
+        assert spooled == [0, len(page0)]  # page 1 was on disk before page 2 came
+        assert "rows" not in vars(t) and t.path.parent == spool
+        assert t.path.read_bytes() == table and t.n_rows == 27_600 == t.record_count
+        assert sum(1 for _ in t.iter_rows()) == 27_600
+    assert not t.path.exists()  # closed: the spooled file is gone
+    nomis.download_table("NM_2010_1", params, tmp_path / "t" / "t.csv", select=header,
+                         settings=settings)
+    assert (tmp_path / "t" / "t.csv").read_bytes() == table
+    rep = nomis.population("2012", tmp_path / "pop", settings=settings)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["Mid-2012 population estimates, persons by single year of age, LSOA 2011 "
+                "(ONS small area population estimates via NOMIS NM_2010_1)"])
+    w.writerow(["LSOA Code", "LSOA Name", "All Ages", *[str(a) for a in range(90)], "90+"])
+    for code in sorted(truth):
+        w.writerow([code, f"LSOA {int(code[3:])}", sum(truth[code]), *truth[code]])
+    assert (tmp_path / "pop" / "sape_mid2012_lsoa_nomis.csv").read_bytes() == \
+        buf.getvalue().encode()
+    assert rep.files[0]["rows"] == 27_600 and len(rep.files[0]["pages"]) == 2
+    assert list(spool.iterdir()) == []  # nothing left behind
+
+
 def test_nomis_households_resolved_by_search(tmp_path, server):
     from nbdid.data_prep.population import read_census_households
 

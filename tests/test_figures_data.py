@@ -15,7 +15,13 @@ import pytest
 from nbdid.analysis.comparison import report_did_table
 from nbdid.analysis.diagnostics import ppc_pvalues, ppc_replicates
 from nbdid.analysis.estimands import effect_draws
-from nbdid.analysis.figure_tables import PPC_COLUMNS, forest_table, ppc_statistics, verdict
+from nbdid.analysis.figure_tables import (
+    PPC_COLUMNS,
+    forest_table,
+    ppc_statistics,
+    ppc_values,
+    verdict,
+)
 from nbdid.analysis.sensitivity import add_conclusions, conclusion
 from nbdid.analysis.wards import (
     GROUP_CHANGE_COLUMNS,
@@ -131,6 +137,63 @@ def test_ppc_statistics_are_the_gates_p_values(family: str) -> None:
     one = s[s.statistic == s.statistic.iloc[0]]
     rep, obs = one["replicated"].to_numpy(), one["observed"].iloc[0]
     assert one["p_value"].iloc[0] == pytest.approx(np.mean(rep > obs) + 0.5 * np.mean(rep == obs))
+
+
+# what each family's values are on the indicator's own scale, from the design's arrays
+OWN_SCALE = {
+    "poisson": lambda a, y: y / a["exposure"],  # a rate per unit of exposure
+    "binomial": lambda a, y: y / a["exposure"],  # a share of the trials
+    "price": lambda a, y: y,  # the mean log price
+    "gaussian": lambda a, y: y,  # the value
+}
+OBSERVED = {"poisson": "count", "binomial": "count", "price": "mean_log_price", "gaussian": "value"}
+
+
+@pytest.mark.parametrize("family", sorted(OWN_SCALE))
+def test_ppc_values_are_on_the_indicators_own_scale(family: str) -> None:
+    design = _design(family, seed=2)
+    idata = ppc_replicates(_posterior(design, sd=0.05), design, seed=3)
+    v = ppc_values(idata, design)
+    a = {k: np.asarray(x, dtype=float) for k, x in design.arrays.items()}
+    rep = idata.posterior_predictive["y"].values.astype(float)
+    periods = [str(p) for p in design.coords["period"]]
+    names = [f"{g}_{p}" for g in ("nbi", "benchmark") for p in periods]
+    assert list(v.observed_data.data_vars) == names
+    assert list(v.posterior_predictive.data_vars) == names
+    attrs = v.observed_data.attrs
+    assert attrs["indicator"] == design.indicator and attrs["family"] == family
+    assert attrs["value_label"] == design.family.value_label
+    assert attrs["groups"].split(",") == ["nbi"] * len(periods) + ["benchmark"] * len(periods)
+    assert attrs["periods"].split(",") == periods * 2
+    assert attrs["synthetic"] == int(design.synthetic)
+    wards = np.asarray(design.coords["ward"])[design.ward_idx]
+    for name in names:
+        g, p = name.split("_")
+        m = (design.treated == (g == "nbi")) & (design.period_idx == periods.index(p))
+        assert m.sum() == N_PAIRS
+        np.testing.assert_allclose(v.observed_data[name].values,
+                                   OWN_SCALE[family](
+                                       {k: x[m] for k, x in a.items()}, a[OBSERVED[family]][m]))
+        # every replicated data set (2 chains x 50 draws: all kept), on the same scale
+        np.testing.assert_allclose(v.posterior_predictive[name].values,
+                                   OWN_SCALE[family]({k: x[m] for k, x in a.items()}, rep[..., m]))
+        assert list(v.observed_data[name].coords[f"{name}_ward"].values) == list(wards[m])
+        assert v.observed_data[name].attrs["label"].endswith(p)
+    if family == "binomial":
+        assert all(0 <= float(v.posterior_predictive[n].min()) and float(v.posterior_predictive[n].max()) <= 1
+                   for n in names)
+    # fewer replicated data sets on request: evenly spaced draws of every chain
+    few = ppc_values(idata, design, max_draws=10)
+    assert few.posterior_predictive.sizes["chain"] == 2 and few.posterior_predictive.sizes["draw"] == 5
+    np.testing.assert_allclose(few.observed_data[names[0]].values, v.observed_data[names[0]].values)
+
+
+def test_ppc_values_draws_replicates_when_the_fit_has_none() -> None:
+    design = _design("poisson")
+    v = ppc_values(_posterior(design), design)
+    assert v.posterior_predictive.sizes["chain"] * v.posterior_predictive.sizes["draw"] == 100
+    assert len(v.posterior_predictive.data_vars) == 4
+    assert all(np.isfinite(x.values).all() for x in v.posterior_predictive.data_vars.values())
 
 
 def test_forest_table_reads_the_comparisons_verdicts() -> None:

@@ -458,3 +458,19 @@ def test_unit_effect_is_increasing_and_zero_at_zero():
     assert np.all(np.diff(y) > 0) and fq.unit_effect(data, 0.0) == pytest.approx(0.0, abs=1e-12)
     a = fq._nbi_post_level(data)
     assert fq.unit_effect(data, 0.3) == pytest.approx(100 * (a - special.expit(special.logit(a) - 0.3)))
+
+
+def test_method_labels_are_defined_once_in_the_registry():
+    """Tables, figures and the design summary take every method's labels from its
+    :class:`Method` entry (a new method is one entry)."""
+    from nbdid.analysis import assurance as an_assurance
+    from nbdid.figures import assurance as fig_assurance
+    from nbdid.figures import concordance as fig_concordance
+
+    for key, m in fq.METHOD_REGISTRY.items():
+        assert m.name == key and all((m.label, m.short, m.figure_label, m.prose))
+    assert fig_concordance.FIGURE_LABELS is fq.FIGURE_LABELS
+    assert fig_assurance.FIGURE_LABELS is fq.FIGURE_LABELS
+    assert an_assurance.METHOD_PROSE is fq.METHOD_PROSE
+    assert set(fig_assurance.METHOD_STYLES) <= set(fq.METHOD_REGISTRY)
+    assert not hasattr(fig_concordance, "SHORT_LABELS") and not hasattr(an_assurance, "METHOD_NAMES")

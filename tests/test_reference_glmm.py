@@ -64,6 +64,9 @@ def _agree(res, ref: dict, names) -> list[str]:
         r = ref[name]
         z = abs(x.mean() - r["mean"]) / r["sd"]
         ratio = x.std(ddof=1) / r["sd"]
+        # the record in tests/reference/glmm/README.md comes from this line (pytest -s)
+        print(f"| {res.indicator} | {name} | {x.mean():.4f} | {x.std(ddof=1):.4f} | "
+              f"{r['mean']:.4f} | {r['sd']:.4f} | {z:.3f} | {ratio:.3f} |")
         if z > 0.1 or not 0.9 < ratio < 1.1:
             bad.append(f"{name}: nbdid {x.mean():.4f} (sd {x.std():.4f}) vs brms {r['mean']:.4f} "
                        f"(sd {r['sd']:.4f}): {z:.2f} sd apart, sd ratio {ratio:.2f}")
@@ -111,7 +114,11 @@ def test_epilepsy_poisson_glmm_with_a_covariate_matches_brms():
     res = fit(panel, "seizures", family="poisson", covariates=["zage"], priors=priors,
               config=_config(overdispersion="none", group_change_sd=False), compiled_cache=CACHE,
               **SAMPLER)
-    assert res.passed, res.gate
+    # the sampler must be sound; the posterior predictive check may (and does) fail: the
+    # epilepsy counts are overdispersed beyond a Poisson GLMM, the model brms was given
+    # too, and the gate is right to say so
+    reasons = [r.strip() for r in res.gate.partition(":")[2].split(";") if r.strip()]
+    assert all(r.startswith("posterior predictive check") for r in reasons), res.gate
     names = ["intercept", *[f"period_effect[{t}]" for t in range(1, 5)], "group_effect", "did",
              "beta_zage", "beta_zage_post", "sigma_ward", "sigma_change"]
     assert _agree(res, _reference("epilepsy", "brms_wide"), names) == []

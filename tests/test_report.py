@@ -33,7 +33,8 @@ pytestmark = pytest.mark.filterwarnings(
 
 KEY = "out_of_work_benefits"
 FIGURES_OF_ONE_INDICATOR = {"forest", "diagnostics", "concordance", "tipping_bayes",
-                            *(f"{f}_{KEY}" for f in ("trajectory", "wards", "pairs", "ppc", "rank"))}
+                            *(f"{f}_{KEY}" for f in ("trajectory", "wards", "pairs", "ppc", "ppc_values",
+                                                          "rank"))}
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
                       re.IGNORECASE)
 

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from nbdid.analysis.comparison import unit_did_row
 from nbdid.analysis.diagnostics import diagnose, mark_gate, ppc_replicates
 from nbdid.analysis.estimands import summarise_effects, trajectory_table
-from nbdid.analysis.figure_tables import ppc_statistics
+from nbdid.analysis.figure_tables import ppc_statistics, ppc_values
 from nbdid.analysis.wards import group_change_table, pair_difference_table, ward_change_table
 from nbdid.config import ModelConfig, RunConfig, SamplerConfig, from_dict, to_toml
 from nbdid.data_prep.published import load_report_values
@@ -40,6 +40,7 @@ from nbdid.families import Family, resolve_family
 from nbdid.figures import (
     plot_pair_differences,
     plot_ppc,
+    plot_ppc_arviz,
     plot_rank,
     plot_trajectories,
     plot_ward_changes,
@@ -210,6 +211,12 @@ class FitResult:
         return plot_ppc(ppc_statistics(self.idata, self.design), ax=ax, gate=self.gate,
                         synthetic=self.synthetic)
 
+    def plot_ppc_values(self, *, ax=None, kind: str = "cumulative") -> Figure:
+        """ArviZ posterior predictive plot: observed against replicated ward-period
+        values on the indicator's own scale, per group and period."""
+        return plot_ppc_arviz(ppc_values(self.idata, self.design), ax=ax, gate=self.gate,
+                              synthetic=self.synthetic, kind=kind)
+
     def plot_rank(self, *, ax=None) -> Figure:
         """ArviZ rank plots of the DiD and the variance components."""
         return plot_rank(self.idata, ax=ax, indicator=self.indicator, gate=self.gate,
@@ -217,11 +224,11 @@ class FitResult:
 
     def figures(self) -> dict[str, Figure]:
         """Every per-fit figure, keyed by file stem (``trajectory_KEY``, ``wards_KEY``,
-        ``pairs_KEY``, ``ppc_KEY``, ``rank_KEY``)."""
+        ``pairs_KEY``, ``ppc_KEY``, ``ppc_values_KEY``, ``rank_KEY``)."""
         k = self.indicator
         return {f"trajectory_{k}": self.plot_trajectories(), f"wards_{k}": self.plot_ward_changes(),
                 f"pairs_{k}": self.plot_pair_differences(), f"ppc_{k}": self.plot_ppc(),
-                f"rank_{k}": self.plot_rank()}
+                f"ppc_values_{k}": self.plot_ppc_values(), f"rank_{k}": self.plot_rank()}
 
     def plot_posterior(self, var_names: Iterable[str] = ("did",), **kwargs: Any) -> Figure:
         """ArviZ posterior plot of ``var_names`` (default: the link-scale DiD)."""

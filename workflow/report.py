@@ -862,6 +862,10 @@ FIT_FIGURE_CAPTIONS: dict[str, str] = {
     "ppc": "**{title}: posterior predictive check.** Group totals per period and the variance "
            "between wards in data replicated from the posterior (grey) against the observed "
            "data (black line), with their p-values.",
+    "ppc_values": "**{title}: observed and replicated ward values** (ArviZ). The share of "
+                  "wards at or below each value on the indicator's own scale, per group and "
+                  "period: the observed wards (black), each data set replicated from the "
+                  "posterior (grey) and all of them together (dashed).",
     "rank": "**{title}: rank plots.** Ranks of the draws of each chain for the key parameters; "
             "flat, overlapping histograms mean the chains mix.",
 }
@@ -1069,6 +1073,7 @@ def _diagnostics_section(rec: RunRecord, comp_keys: Sequence[str]) -> Section:
         fmt = {"title": title_of(key)}
         children.append(Section(f"checks-{key}", title_of(key), [
             _fig(rec.figures, f"ppc_{key}", FIT_FIGURE_CAPTIONS["ppc"].format(**fmt)),
+            _fig(rec.figures, f"ppc_values_{key}", FIT_FIGURE_CAPTIONS["ppc_values"].format(**fmt)),
             _fig(rec.figures, f"rank_{key}", FIT_FIGURE_CAPTIONS["rank"].format(**fmt)),
         ]))
     return Section("diagnostics", "Diagnostics and posterior predictive checks", blocks, children,

@@ -78,10 +78,11 @@ from nbdid.workflow.resume import RunCheckpoint
 DEFAULT_SOURCE = "embedded synthetic default panel"
 
 
-FIT_FIGURES: tuple[str, ...] = ("trajectory", "wards", "pairs", "ppc", "rank")
+FIT_FIGURES: tuple[str, ...] = ("trajectory", "wards", "pairs", "ppc", "ppc_values", "rank")
 """Per-indicator figures (file stems ``figures/<name>_KEY``): the group trajectories,
-each ward's change, the pair differences, the posterior predictive check and the rank
-plots."""
+each ward's change, the pair differences, the posterior predictive check (the gate's
+statistics, and ArviZ's plot of the observed against replicated ward values) and the
+rank plots."""
 
 
 def figure_files(stem: str) -> list[str]:
