@@ -715,6 +715,12 @@ class RunConfig:
         _need(isinstance(self.indicators, tuple | list), "indicators",
               f"must be a list of indicator keys, not {self.indicators!r}")
         for key in self.indicators:
+            _need(key not in self.families or key in INDICATOR_KEYS, "indicators",
+                  f"'{key}' is not one of the report's indicators, the ones 'nbdid run' "
+                  f"replicates ({', '.join(INDICATOR_KEYS)}); leave it out of 'indicators' "
+                  f"and fit it with 'nbdid fit --indicator {key} --family "
+                  f"{self.families.get(key)}' or 'nbdid compare --family "
+                  f"{key}={self.families.get(key)}'")
             get_indicator(key)
         dup = sorted({k for k in self.indicators if list(self.indicators).count(k) > 1})
         _need(not dup, "indicators", f"lists {', '.join(dup)} more than once")

@@ -16,10 +16,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -460,9 +462,13 @@ def plot_ppc_arviz(
         if len(axes) != len(names):
             raise ValueError(f"plot_ppc_arviz: {len(names)} variables but {len(axes)} axes")
         fig = axes[0].figure
-    az.plot_ppc(data, kind=kind, var_names=names, ax=np.asarray(axes, dtype=object),
-                colors=list(PPC_VALUE_COLOURS), alpha=0.35, legend=False, random_seed=0,
-                show=False)
+    with warnings.catch_warnings():
+        # ArviZ 0.23's density plot passes None as alias_mapping to matplotlib (deprecated
+        # in matplotlib 3.11); ArviZ's call, not ours, and the figure is unaffected
+        warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+        az.plot_ppc(data, kind=kind, var_names=names, ax=np.asarray(axes, dtype=object),
+                    colors=list(PPC_VALUE_COLOURS), alpha=0.35, legend=False, random_seed=0,
+                    show=False)
     for a, v in zip(axes, names, strict=True):
         label = str(obs[v].attrs.get("label", v))
         a.set_title(wrap_to_width(label, RANK_TITLE_MM), fontsize=8, fontweight="normal", loc="left")

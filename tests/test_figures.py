@@ -30,6 +30,7 @@ from nbdid.figures import (
     plot_forest,
     plot_pair_differences,
     plot_ppc,
+    plot_ppc_arviz,
     plot_rank,
     plot_specification_curve,
     plot_tipping_bayes,
@@ -44,7 +45,7 @@ from nbdid.figures.checks import (
     print_problems,
     size_problems,
 )
-from nbdid.figures.diagnostics import RANK_VARIABLES
+from nbdid.figures.diagnostics import PPC_VALUE_COLOURS, RANK_VARIABLES
 from nbdid.figures.style import (
     DOUBLE_COLUMN_MM,
     FAILED_MARK,
@@ -628,3 +629,90 @@ def test_forest_failure_mark_is_on_the_first_line_and_the_reasons_below() -> Non
     # the figure grows by the reasons' lines instead of squashing the panels
     plain = plot_forest(forest_table(_comparison()))
     assert size_mm(fig)[1] > size_mm(plain)[1]
+
+
+# ----------------------------------------------------------------------------------------
+# ArviZ's posterior predictive plot (observed against replicated ward values)
+# ----------------------------------------------------------------------------------------
+
+PPC_PERIODS = ("2011", "2021")
+
+
+def _ppc_values(chains: int = 2, draws: int = 20, wards: int = 6) -> az.InferenceData:
+    """What :func:`nbdid.analysis.figure_tables.ppc_values` returns, by hand: shares of
+    one group and period per variable."""
+    rng = np.random.default_rng(5)
+    names = [f"{g}_{p}" for g in ("nbi", "benchmark") for p in PPC_PERIODS]
+    obs = {n: rng.uniform(0.1, 0.4, wards) for n in names}
+    rep = {n: np.clip(obs[n] + rng.normal(0, 0.03, (chains, draws, wards)), 0, 1) for n in names}
+    dims = {n: [f"{n}_ward"] for n in names}
+    coords = {f"{n}_ward": [f"W{i}" for i in range(wards)] for n in names}
+    data = az.from_dict(posterior_predictive=rep, observed_data=obs, dims=dims, coords=coords)
+    for n in names:
+        g, p = n.split("_")
+        label = f"{'Big Local/NBI' if g == 'nbi' else 'Benchmark'}, {p}"
+        data.observed_data[n].attrs["label"] = label
+        data.posterior_predictive[n].attrs["label"] = label
+    data.observed_data.attrs.update(
+        indicator="out_of_work_benefits", value_label="share of the trials (count / exposure)",
+        family="binomial", synthetic=1, groups="nbi,nbi,benchmark,benchmark",
+        periods=",".join(PPC_PERIODS * 2))
+    return data
+
+
+@pytest.mark.parametrize("kind", ["cumulative", "kde"])
+@pytest.mark.parametrize("gate", ["passed", f"FAILED: {LONG_GATE}"])
+def test_ppc_values_plot_is_drawn_by_arviz_and_meets_the_print_rules(
+        kind: str, gate: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = az.plot_ppc
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(az, "plot_ppc", spy)
+    data = _ppc_values()
+    fig = plot_ppc_arviz(data, gate=gate, kind=kind)
+    assert len(calls) == 1 and calls[0]["kind"] == kind  # ArviZ drew the panels
+    assert print_problems(fig) == []
+    w, h = size_mm(fig)
+    assert abs(w - SINGLE_COLUMN_MM) < 0.5 and h <= 230.5
+    assert has_synthetic_banner(fig)  # from the data's synthetic attribute
+    assert ("DIAGNOSTICS FAILED" in _texts(fig)) == gate.startswith("FAILED")
+    # one panel per group (columns) and period (rows), titled by the variable's label
+    axes = [a for a in fig.axes if a.get_visible()]
+    assert [a.get_title(loc="left") for a in axes] == [
+        "Big Local/NBI, 2011", "Benchmark, 2011", "Big Local/NBI, 2021", "Benchmark, 2021"]
+    assert "share of the trials" in _texts(fig)
+    name_of = {v.attrs["label"]: k for k, v in data.observed_data.data_vars.items()}
+    n_rep = 2 * 20
+    for a in axes:
+        name = name_of[a.get_title(loc="left")]
+        lines = [ln for ln in a.get_lines() if len(ln.get_xdata())]
+        colours = [mpl.colors.to_hex(ln.get_color()) for ln in lines]
+        # one curve per replicated data set, the observed one and the replicates' mean
+        assert colours.count(mpl.colors.to_hex(PPC_VALUE_COLOURS[0])) == n_rep
+        observed = [ln for ln in lines if mpl.colors.to_hex(ln.get_color()) == "#000000"]
+        assert len(observed) == 1
+        mean = [ln for ln in lines if ln.get_linestyle() == "--"]
+        assert len(mean) == 1 and mpl.colors.to_hex(mean[0].get_color()) == \
+            mpl.colors.to_hex(PPC_VALUE_COLOURS[2])
+        if kind == "cumulative":  # the observed values' empirical distribution function
+            x = np.sort(np.asarray(observed[0].get_xdata(), float))
+            assert set(np.round(data.observed_data[name].values, 12)) <= set(np.round(x, 12))
+            assert np.asarray(observed[0].get_ydata()).max() == pytest.approx(1.0)
+
+
+def test_ppc_values_plot_draws_on_given_axes_and_checks_its_input() -> None:
+    data = _ppc_values()
+    fig = new_figure("double", 60)
+    axes = list(fig.subplots(1, 4).ravel())
+    assert plot_ppc_arviz(data, ax=axes) is fig
+    assert all(len(a.get_lines()) > 2 * 20 for a in axes)
+    with pytest.raises(ValueError, match="4 variables but 3 axes"):
+        plot_ppc_arviz(data, ax=axes[:3])
+    with pytest.raises(ValueError, match="kind"):
+        plot_ppc_arviz(data, kind="scatter")
+    with pytest.raises(ValueError, match="observed_data and posterior_predictive"):
+        plot_ppc_arviz(az.from_dict(posterior={"did": np.zeros((2, 5))}))

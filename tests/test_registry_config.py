@@ -51,6 +51,8 @@ def test_config_roundtrip(tmp_path: Path) -> None:
         ('[model]\noverdispersion = "gamma"\n', "must be one of"),
         ('[sampler]\ndraws = "many"\n', "whole number"),
         ('indicators = ["crim"]\n', "unknown indicator"),
+        ('indicators = ["score"]\n[families]\nscore = "gaussian"\n',
+         "'score' is not one of the report's indicators.*nbdid fit --indicator score --family gaussian"),
         ("this is not toml", "not valid TOML"),
     ],
 )
