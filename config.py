@@ -49,6 +49,7 @@ Backend = Literal["nutpie", "pymc"]
 Overdispersion = Literal["auto", "negbin", "ward_period", "none"]
 PriceLikelihood = Literal["student_t", "normal"]
 Parameterization = Literal["auto", "centred", "non_centred"]
+MassMatrix = Literal["diag", "low_rank"]
 PriorCheck = Literal["did", "all", "off"]
 MatchDistance = Literal["euclidean", "mahalanobis", "propensity"]
 """Distance of the matching engine (:class:`nbdid.analysis.matching.MatchSpec`)."""
@@ -127,6 +128,12 @@ class SamplerConfig:
         NUTS target acceptance rate (raise it if a fit reports divergences).
     seed
         Random seed; the same seed and data give the same numbers.
+    mass_matrix
+        nutpie's mass matrix: ``"diag"`` (default) or ``"low_rank"`` (diagonal plus a
+        few directions learnt in warm-up, nutpie's ``low_rank_modified_mass_matrix``).
+        Low rank pays on large panels, where the group means move against hundreds of
+        ward effects at once: on a 580-ward national panel it took 76 leapfrog steps a
+        draw instead of 470 (docs/scale.md).  The PyMC backend ignores it.
     """
 
     backend: Backend = "nutpie"
@@ -135,6 +142,7 @@ class SamplerConfig:
     chains: int = 4
     target_accept: float = 0.9
     seed: int = 20250701
+    mass_matrix: MassMatrix = "diag"
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -1391,9 +1399,15 @@ class BuildConfig:
     households_scaling
         Burglary denominator: ``"none"`` (Census 2011 households) or ``"population"``.
     missing_estimates
-        A mid-year estimate that is not published for 2011 LSOAs (NOMIS serves
-        mid-2011 to mid-2020): ``"nearest"`` (default: the nearest published year
-        serves, stated in the provenance and on stderr) or ``"refuse"``.
+        A mid-year estimate the year map asks for that is not published for 2011 LSOAs
+        (NOMIS serves mid-2011 to mid-2020) and that the year map's entries for the
+        report's own periods do not cover (those serve mid-2011 for police 2010/11 and
+        mid-2020 for May 2021 and business units 2021:
+        ``nbdid.data_prep.yearmap.REPORT_PERIOD_ESTIMATES``; so the report's periods
+        build with the default): ``"refuse"`` (default: the build stops before any
+        download with one line naming each indicator, period and estimate year, and the
+        fix) or ``"nearest"`` (an explicit opt-in: the nearest published year serves,
+        stated in the provenance and on stderr).
     apportion
         Splitting MSOA counts over wards: by the share of their LSOAs (default) or
         their population.
@@ -1424,7 +1438,7 @@ class BuildConfig:
     boundaries: BoundaryVintage = "study"
     ward_lookup: WardLookup = "lsoa11-wd19"
     households_scaling: HouseholdsScaling = "none"
-    missing_estimates: MissingEstimates = "nearest"
+    missing_estimates: MissingEstimates = "refuse"
     apportion: Apportion = "lsoa_share"
     forces: tuple[str, ...] = ()
     include_category_b: bool = False

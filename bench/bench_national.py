@@ -13,7 +13,8 @@ Each size runs in a fresh process, so that its peak resident memory (``VmHWM`` o
    ``x11`` is an annual panel with the initiative starting in the middle);
 2. *fit*: :func:`nbdid.fit` with :func:`nbdid.workflow.national.national_model_config`
    (no pairs, the two IMD covariates with their ``post`` interactions, one ward-change
-   SD per group) and the default sampler (4 chains x 2,000 draws), split into compile
+   SD per group) and its sampler (4 chains x 2,000 draws, nutpie's low-rank mass
+   matrix; ``--mass-matrix diag`` for the plain one), split into compile
    (0 when the compiled model comes from the disk cache), sampling and the rest of the
    fit (predictive replicates, log-likelihood, diagnostics, summaries);
 3. *write*: the compressed NetCDF that ``nbdid fit`` writes (size in MB).
@@ -37,20 +38,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, os, sys, time, warnings
+import dataclasses, json, os, sys, time, warnings
 warnings.simplefilter("ignore")
 t0 = time.perf_counter()
 import nbdid
 from nbdid.config import RunConfig
 from nbdid.outputs import write_netcdf
-from nbdid.workflow.national import national_model_config, national_panel
+from nbdid.workflow.national import NATIONAL_SAMPLER, national_model_config, national_panel
 spec = json.loads(sys.argv[1])
 t_import = time.perf_counter() - t0
 t = time.perf_counter()
 res = national_panel(indicator=spec["indicator"], periods=spec["periods"], did=-0.1,
                      wards=spec["wards"], seed=spec["seed"])
 t_panel = time.perf_counter() - t
-cfg = RunConfig(model=national_model_config())
+cfg = RunConfig(model=national_model_config(), sampler=NATIONAL_SAMPLER)
+if spec.get("mass_matrix"):
+    cfg = RunConfig(model=cfg.model, sampler=dataclasses.replace(cfg.sampler,
+                                                                 mass_matrix=spec["mass_matrix"]))
 sampler = {k: spec[k] for k in ("draws", "tune", "chains") if spec.get(k)}
 t = time.perf_counter()
 fit = nbdid.fit(res.panel, spec["indicator"], config=cfg, quiet=True, seed=spec["seed"],
@@ -95,7 +99,7 @@ def run_one(wards: int | None, periods: int, args: argparse.Namespace, cache: st
     with tempfile.TemporaryDirectory(prefix="nbdid-national-") as tmp:
         spec = {"wards": wards, "periods": periods, "indicator": args.indicator,
                 "seed": args.seed, "tmp": tmp, "draws": args.draws, "tune": args.tune,
-                "chains": args.chains}
+                "chains": args.chains, "mass_matrix": args.mass_matrix}
         env = dict(os.environ)
         if cache:
             env["NBDID_CACHE_DIR"] = cache
@@ -116,6 +120,8 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=None)
     ap.add_argument("--chains", type=int, default=None)
     ap.add_argument("--cold", action="store_true", help="empty compile cache for each size")
+    ap.add_argument("--mass-matrix", choices=("diag", "low_rank"), default=None,
+                    help="default: the national sampler's (low_rank)")
     args = ap.parse_args()
 
     rows = []

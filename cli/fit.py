@@ -73,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, metavar="N", help="random seed (same seed, same numbers)")
     p.add_argument("--backend", choices=("nutpie", "pymc"),
                    help="sampler: nutpie (default, compiled once) or PyMC's NUTS")
+    p.add_argument("--mass-matrix", dest="mass_matrix", choices=("diag", "low_rank"),
+                   help="nutpie's mass matrix: diag (default) or low_rank (faster on large "
+                        "panels, e.g. a national one; docs/scale.md)")
     p.add_argument("--force", action="store_true", help="overwrite existing results")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run_fit)
@@ -82,7 +85,8 @@ def fit_config(args: argparse.Namespace) -> RunConfig:
     """The config file's settings with the command line's overrides (checked like a
     config file's values, naming the option)."""
     cfg = load_config(args.config)
-    over = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed", "backend")
+    over = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed", "backend",
+                                             "mass_matrix")
             if getattr(args, k) is not None}
     sampler = from_dict(SamplerConfig, {**dataclasses.asdict(cfg.sampler), **over}, prefix="--")
     model = cfg.model

@@ -25,16 +25,40 @@ households        any period                 Census 2011 households           th
 
 For the report's seven indicators this gives (:func:`study_year_map`):
 
-* crime, criminal damage: 2010/11 -> mid-2010 population, 2020/21 -> mid-2020;
+* crime, criminal damage: 2010/11 -> mid-2010 population (``nbdid build``: mid-2011,
+  below), 2020/21 -> mid-2020;
 * burglary: 2010/11 and 2020/21 -> Census 2011 households (unscaled by default);
 * children in low income: 2014/15 -> mid-2014 children 0-19, 2020/21 -> mid-2020;
 * out-of-work benefits, business units: 2011 -> mid-2011 working age, 2021 -> mid-2021
   (mid-2021 small-area estimates are published for 2021 LSOAs: ingest them with a
-  lookup of the same LSOAs, and check ``lsoas_not_in_lookup`` in the provenance).
+  lookup of the same LSOAs, and check ``lsoas_not_in_lookup`` in the provenance;
+  ``nbdid build``: mid-2020, below).
 
 A missing estimate is refused with the fix: which file and year to add to
-``nbdid ingest population``.  Composite wards (``A+B``, wards split between
-boundary vintages) get the sum of their parts' denominators.
+``nbdid ingest population``.  Composite wards (``A+B``, wards split between boundary
+vintages) get the sum of their parts' denominators.
+
+``nbdid build`` downloads the estimates from NOMIS, which serves small-area estimates for
+2011 LSOAs for mid-2011 to mid-2020 only.  Four cells of the report's own periods ask for
+a year outside that range, so the map has explicit entries for them
+(:data:`REPORT_PERIOD_ESTIMATES`), used when the build asks for the report's periods:
+
+====================  =====================  ====================  ====================
+indicator             report's period        rule asks for         entry: estimate used
+====================  =====================  ====================  ====================
+crime                 2010/11                mid-2010 population   mid-2011 population
+criminal damage       2010/11                mid-2010 population   mid-2011 population
+out-of-work benefits  May 2021               mid-2021 working age  mid-2020 working age
+business units        2021 (March snapshot)  mid-2021 working age  mid-2020 working age
+====================  =====================  ====================  ====================
+
+(the nearest published year in each case; the provenance and stderr state each one as the
+year map's entry for the report's periods).  Any other estimate that is not published --
+periods set in the build config's ``[periods]``, or ``households_scaling =
+"population"``, which scales 2010/11 burglary by mid-2010 population -- stops the build
+before any download, naming each indicator, period and estimate year and the fix;
+``missing_estimates = "nearest"`` in the build config is the explicit opt-in that lets
+the nearest published year serve them, stated in the provenance and on stderr.
 """
 
 from __future__ import annotations
@@ -52,7 +76,9 @@ from nbdid.registry import INDICATORS, get_indicator
 
 __all__ = [
     "HOUSEHOLDS_YEAR",
+    "REPORT_PERIOD_ESTIMATES",
     "YEAR_MAP",
+    "ReportPeriodEstimate",
     "YearMap",
     "YearRule",
     "denominator_estimate",
@@ -99,6 +125,68 @@ YEAR_MAP: tuple[YearRule, ...] = (
 """The year map, one row per denominator and period kind (documented above)."""
 
 MID_YEAR_DENOMINATORS: tuple[str, ...] = ("population", "working_age", "children_0_19")
+
+
+@dataclass(frozen=True)
+class ReportPeriodEstimate:
+    """An entry of the year map for one of the report's own periods.
+
+    Attributes
+    ----------
+    indicator
+        Registry key.
+    period
+        The period as ``nbdid build`` asks the publisher for it (``BuildPeriods``:
+        ``"2010/11"``, ``"2021-05"``, ``"2021"``).
+    report_period
+        The period as the report writes it.
+    denominator
+        Denominator key.
+    estimate_year
+        The mid-year the general rule (:data:`YEAR_MAP`) asks for.
+    used_year
+        The mid-year that serves instead.
+    why
+        The reason, for the provenance and the docs.
+    """
+
+    indicator: str
+    period: str
+    report_period: str
+    denominator: str
+    estimate_year: int
+    used_year: int
+    why: str
+
+
+_NOT_PUBLISHED = ("not published for 2011 LSOAs (NOMIS serves mid-2011 to mid-2020; "
+                  "mid-2021 onwards exist for 2021 LSOAs only)")
+
+REPORT_PERIOD_ESTIMATES: tuple[ReportPeriodEstimate, ...] = (
+    ReportPeriodEstimate(
+        "crime", "2010/11", "2010/11", "population", 2010, 2011,
+        f"mid-2010 is {_NOT_PUBLISHED}; mid-2011, nine months after the middle of the "
+        "financial year, is the nearest published estimate"),
+    ReportPeriodEstimate(
+        "criminal_damage", "2010/11", "2010/11", "population", 2010, 2011,
+        f"mid-2010 is {_NOT_PUBLISHED}; mid-2011, nine months after the middle of the "
+        "financial year, is the nearest published estimate"),
+    ReportPeriodEstimate(
+        "out_of_work_benefits", "2021-05", "May 2021", "working_age", 2021, 2020,
+        f"mid-2021 is {_NOT_PUBLISHED}; mid-2020 is the nearest published estimate "
+        "(the latest)"),
+    ReportPeriodEstimate(
+        "business_units", "2021", "2021 (March snapshot)", "working_age", 2021, 2020,
+        f"mid-2021 is {_NOT_PUBLISHED}; mid-2020, nine months before the March 2021 "
+        "snapshot, is the nearest published estimate"),
+)
+"""The year map's explicit entries for the report's own periods whose estimate (by
+:data:`YEAR_MAP`) is not published for 2011 LSOAs: the report chose periods (police
+2010/11, May 2021, business units 2021) that ask for mid-2010 and mid-2021, and the
+nearest published year serves each.  ``nbdid build`` uses an entry only when it asks for
+the report's periods of the indicator's source (no ``[periods]`` entry for it, or the
+same periods) and states each use in the provenance and on stderr; any other unpublished
+estimate is refused unless ``missing_estimates = "nearest"``."""
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ class CompiledModelCache:
             cores=min(cfg.chains, os.cpu_count() or 1),
             seed=cfg.seed,
             target_accept=cfg.target_accept,
+            low_rank_modified_mass_matrix=cfg.mass_matrix == "low_rank",
             save_warmup=False,
             # nutpie's bar (draws per chain) in a terminal only
             progress_bar=animated(self.quiet),

@@ -23,6 +23,7 @@ import pytest
 from nbdid.cli import main
 from nbdid.config import to_toml
 from nbdid.data_prep.dwp import ingest_dwp
+from nbdid.data_prep.land_registry import ingest_land_registry
 from nbdid.data_prep.nomis import ingest_nomis
 from nbdid.data_prep.police import ingest_police
 from nbdid.data_prep.published import study_wards
@@ -45,6 +46,8 @@ _world = _load("nbdid_tests_build_world", "build_world.py")
 StudyWorld, GMP_LAST = _world.StudyWorld, _world.GMP_LAST
 
 LATEST = "2021-06"
+# missing_estimates is left at its default ("refuse"): the report's periods build through
+# the year map's entries for them
 BUILD_TOML = f'synthetic = true\nlatest_archive = "{LATEST}"\n'
 
 
@@ -170,7 +173,25 @@ def test_guards_in_provenance_and_on_stderr(built):
     err = built["err"]
     assert "note: partial periods: police.uk has no street file of greater-manchester" in err
     assert "Nechells (Birmingham): 21 LSOAs in WD17, 8 in WD19" in err
-    assert "mid-2010 population (mid-2011 served" in err
+    # the default missing_estimates ("refuse"): the report's periods are served by the year
+    # map's entries for them, each stated as such (not as a "nearest" fallback)
+    assert built["report"]["config"]["missing_estimates"] == "refuse"
+    assert ("mid-2010 population (mid-2011 served: the year map's entry for the report's "
+            "periods; mid-2010 is not published for 2011 LSOAs)") in err
+    year_map = [g for g in guards if g["guard"] == "year map" and "used_year" in g]
+    assert {(g["estimate_year"], g["used_year"], tuple(g["cells"])) for g in year_map} == {
+        (2010, 2011, ("crime 2010/11", "criminal_damage 2010/11")),
+        (2021, 2020, ("business_units 2021", "out_of_work_benefits 2021-05"))}
+    for g in year_map:
+        assert g["entry"] == "report periods"
+        assert g["message"].startswith("the year map's entry for the report's periods: ")
+        assert g["message"] in err
+        assert "nearest" not in g["message"]
+    assert "missing_estimates = 'nearest'" not in err
+    assert "mid-2011 population serves crime 2010/11, criminal_damage 2010/11" in err
+    assert "mid-2020 working_age serves business_units 2021, out_of_work_benefits 2021-05" in err
+    assert any("(mid-2020 served: the year map's entry" in line
+               for line in built["report"]["year_map"]), built["report"]["year_map"]
     # the choice made: Greater Manchester's pairs are dropped from the police indicators
     t = built["table"]
     gm = study_wards()
@@ -184,11 +205,12 @@ def test_guards_in_provenance_and_on_stderr(built):
 # -- counts equal those of the loaders run directly on the served files ----------------------
 
 
-def _compare(panel: pd.DataFrame, direct: pd.DataFrame, key: str, labels: dict[str, str]):
+def _compare(panel: pd.DataFrame, direct: pd.DataFrame, key: str, labels: dict[str, str],
+             column: str = "count"):
     def counts(t: pd.DataFrame) -> pd.Series:
         idx = pd.MultiIndex.from_arrays([t["ward"].astype(str).to_numpy(object),
                                          t["period_label"].astype(str).to_numpy(object)])
-        return pd.Series(t["count"].to_numpy(float), index=idx)
+        return pd.Series(t[column].to_numpy(float), index=idx)
 
     got = counts(panel[panel["indicator"] == key])
     d = direct.copy()
@@ -199,7 +221,7 @@ def _compare(panel: pd.DataFrame, direct: pd.DataFrame, key: str, labels: dict[s
     want = counts(d)
     want = want[want.index.isin(got.index)]
     assert len(want) == len(got) > 0, key
-    pd.testing.assert_series_equal(got.sort_index(), want.sort_index())
+    pd.testing.assert_series_equal(got.sort_index(), want.sort_index(), obj=f"{key} {column}")
 
 
 def test_police_counts_equal_the_loader_on_the_served_files(built, world, shared_data, tmp_path):
@@ -212,9 +234,9 @@ def test_police_counts_equal_the_loader_on_the_served_files(built, world, shared
             (crime / m / f"{m}-{f}-street.csv").write_bytes(world.street_file(m, f))
     dens = built["sources"] / "population" / "denominators.derived.csv"
     res = ingest_police(crime, shared_data / "ons_lookups" / "LSOA11_to_WD19_LAD19_Lookup_EW.csv",
-                        population=dens, indicators=("crime", "burglary"),
+                        population=dens, indicators=("crime", "burglary", "criminal_damage"),
                         partial_periods="shorten", post_from="2020-04")
-    for key in ("crime", "burglary"):
+    for key in ("crime", "burglary", "criminal_damage"):
         _compare(built["table"], res.table, key, {"2010/11": "2011", "2020/21": "2021"})
 
 
@@ -230,6 +252,49 @@ def test_dwp_and_nomis_counts_equal_the_loaders(built, shared_data):
                 if f["source"] == "business_units"]
     res = ingest_nomis(nomis, lookup, indicator="business_units")
     _compare(built["table"], res.table, "business_units", {"2011": "2011", "2021": "2021"})
+
+
+def _source(built, source: str) -> list[Path]:
+    return [Path(f["file"]) for f in built["report"]["source_files"] if f["source"] == source]
+
+
+def test_out_of_work_benefit_counts_equal_the_loaders(built, shared_data, tmp_path):
+    """May 2011 from the NOMIS working-age client group (the five groups of the report's
+    definition summed here, independently of the build), May 2021 from Stat-Xplore benefit
+    combinations: each through the loader ``nbdid ingest`` runs."""
+    lookup = shared_data / "ons_lookups" / "LSOA11_to_WD19_LAD19_Lookup_EW.csv"
+    (wacg,) = _source(built, "out_of_work_benefits (wacg)")
+    raw = pd.read_csv(wacg, dtype=str, keep_default_na=False)
+    assert set(_world.WACG_ITEMS) <= set(raw["ITEM_NAME"])  # "Total claimants" included
+    groups = raw[raw["ITEM_NAME"].isin(built["report"]["config"]["wacg_groups"])].copy()
+    groups["OBS_VALUE"] = pd.to_numeric(groups["OBS_VALUE"])
+    assert groups["ITEM_NAME"].nunique() == 5
+    summed = (groups.groupby(["DATE_NAME", "GEOGRAPHY_NAME", "GEOGRAPHY_CODE"],
+                             as_index=False)["OBS_VALUE"].sum()
+              .assign(ITEM_NAME="Out-of-work benefits (TEST sum)"))
+    summed.to_csv(tmp_path / "wacg_summed.csv", index=False)
+    early = ingest_nomis(tmp_path / "wacg_summed.csv", lookup,
+                         indicator="out_of_work_benefits").table
+    (combos,) = _source(built, "out_of_work_benefits (benefit combinations)")
+    late = ingest_dwp(combos, "out_of_work_benefits", lookup).table
+    both = pd.concat([early, late], ignore_index=True)
+    assert set(both["period_label"].astype(str)) == {"May 2011", "May-21"}
+    _compare(built["table"], both, "out_of_work_benefits", {"May 2011": "2011", "May-21": "2021"})
+
+
+def test_property_price_summaries_equal_the_loader(built, shared_data):
+    """The served yearly Price Paid files and postcode directory through
+    ``ingest_land_registry`` (``nbdid ingest land-registry``)."""
+    lookup = shared_data / "ons_lookups" / "LSOA11_to_WD19_LAD19_Lookup_EW.csv"
+    ppd = sorted(_source(built, "property_price"))
+    (postcodes,) = _source(built, "postcodes")
+    assert len(ppd) == 14
+    res = ingest_land_registry(ppd, postcodes, lookup=lookup,
+                               periods="2007-12:2013-11,2018-12:2024-11", post_from="2018-12")
+    labels = {"2007-2013": "2007-2013", "2018-2024": "2018-2024"}
+    assert set(res.table["period_label"].astype(str)) == set(labels)
+    for column in ("n", "mean_price", "mean_log_price", "sd_log_price"):
+        _compare(built["table"], res.table, "property_price", labels, column=column)
 
 
 # -- cache, offline, ward lists, errors ------------------------------------------------------
@@ -253,6 +318,8 @@ def test_offline_with_a_warm_cache_builds_the_same_rows(built, world, tmp_path):
 
 
 def test_offline_with_a_cold_cache_refuses_in_one_line(tmp_path):
+    # no config: the year map's entries serve the report's periods, so the build gets as
+    # far as the (cold) cache
     rc, out, err = _cli(["build", "--study", "--out", str(tmp_path / "p.csv"),
                          "--cache", str(tmp_path / "empty"), "--offline", "--quiet"])
     assert rc == 3
@@ -297,6 +364,107 @@ def test_ward_list(built, world, tmp_path):
                    suffixes=("", "_study"))
     assert len(same) == len(t)
     assert (same["count"] == same["count_study"]).all()
+
+
+# -- the year map: an estimate that is not published is refused by default ------------------
+
+
+def test_default_refuses_an_unpublished_estimate_with_the_fix(world, tmp_path):
+    """Periods of the user's asking for mid-years NOMIS does not publish for 2011 LSOAs
+    (mid-2011 to mid-2020): police 2009/10 (mid-2009) and business units 2022 (mid-2022).
+    Without ``missing_estimates = "nearest"`` the build stops before any request, in one
+    line naming each cell and the fix, and writes nothing.  Out-of-work benefits keep the
+    report's periods, whose May 2021 the year map's entry serves: not refused."""
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(f'synthetic = true\nlatest_archive = "{LATEST}"\n'
+                   '[periods]\npolice = ["2009/10", "2020/21"]\n'
+                   'business_units = ["2011", "2022"]\n', encoding="utf-8")
+    before = len(world.server.requests)
+    out = tmp_path / "out"
+    rc, stdout, err = _cli(["build", "--study", "--config", str(cfg), "--out",
+                            str(out / "panel.csv"), "--mirror", world.server.url, "--cache",
+                            str(tmp_path / "c"), "--pause", "0"])
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert "Traceback" not in err and stdout == ""
+    assert "column 'missing_estimates'" in line
+    for cell in ("crime 2009/10 needs mid-2009 population",
+                 "criminal_damage 2009/10 needs mid-2009 population",
+                 "business_units 2022 needs mid-2022 working_age"):
+        assert cell in line, cell
+    assert "burglary" not in line  # Census 2011 households serve every period
+    assert "out_of_work_benefits" not in line and "2021" not in line  # the report's entry
+    assert "mid-2011 to mid-2020" in line
+    assert 'add missing_estimates = "nearest" to the build config' in line
+    assert "nbdid build --print-config > build.toml" in line
+    assert "mid-2011 for mid-2009, mid-2020 for mid-2022" in line
+    assert len(world.server.requests) == before  # not one download
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+    assert not (tmp_path / "c").exists()
+
+
+def test_report_period_entries_serve_only_the_report_periods(tmp_path):
+    """Asking for other periods of a source, even ones including a report period, takes
+    that source off the entries: police 2010/11, 2015/16, 2020/21 needs mid-2010."""
+    cfg = tmp_path / "b.toml"
+    cfg.write_text('indicators = ["crime", "business_units"]\n'
+                   '[periods]\npolice = ["2010/11", "2015/16", "2020/21"]\n', encoding="utf-8")
+    rc, _, err = _cli(["build", "--study", "--config", str(cfg), "--out",
+                       str(tmp_path / "p.csv"), "--offline", "--cache", str(tmp_path / "c")])
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "crime 2010/11 needs mid-2010 population" in lines[0]
+    assert "business_units" not in lines[0]  # the report's periods: its entry serves 2021
+
+
+def test_nearest_is_an_explicit_opt_in(tmp_path):
+    """With ``missing_estimates = "nearest"`` the same periods pass the year map (and
+    reach the cold cache: exit 3)."""
+    cfg = tmp_path / "b.toml"
+    cfg.write_text('missing_estimates = "nearest"\n[periods]\n'
+                   'business_units = ["2011", "2022"]\n', encoding="utf-8")
+    rc, _, err = _cli(["build", "--study", "--config", str(cfg), "--out",
+                       str(tmp_path / "p.csv"), "--offline", "--cache", str(tmp_path / "c"),
+                       "--quiet"])
+    assert rc == 3, err
+    assert "missing_estimates" not in err
+
+
+def test_households_scaling_years_are_refused_too(tmp_path):
+    """Scaling households by population needs mid-2011 and the period's mid-year."""
+    cfg = tmp_path / "b.toml"
+    cfg.write_text('indicators = ["burglary"]\nhouseholds_scaling = "population"\n',
+                   encoding="utf-8")
+    rc, _, err = _cli(["build", "--study", "--config", str(cfg), "--out",
+                       str(tmp_path / "p.csv"), "--offline", "--cache", str(tmp_path / "c")])
+    assert rc == 2  # refused before the cold cache is looked at (that would be exit 3)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "burglary 2010/11 (scaling) needs mid-2010 population" in lines[0]
+    assert "2020/21" not in lines[0]  # mid-2020 is published
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.sources").exists()
+
+
+def test_default_builds_when_every_estimate_is_published(built, world, tmp_path):
+    """Periods whose estimates are all published build with the default (refuse): no year
+    is substituted."""
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(f'synthetic = true\nlatest_archive = "{LATEST}"\n'
+                   'indicators = ["children_low_income", "business_units"]\n'
+                   '[periods]\nbusiness_units = ["2012", "2020"]\n', encoding="utf-8")
+    rc, out, err = _cli(["build", "--study", "--config", str(cfg), "--out",
+                         str(tmp_path / "p.csv"), "--cache", str(built["cache"]),
+                         "--mirror", world.server.url, "--pause", "0"])
+    assert rc == 0, err[-2000:]
+    rep = json.loads((tmp_path / "p.provenance.json").read_text(encoding="utf-8"))
+    assert rep["config"]["missing_estimates"] == "refuse"
+    assert not [g for g in rep["guards"] if "used_year" in g]
+    assert "served" not in err and "served" not in " ".join(rep["year_map"])
+    assert any("mid-2012 working_age" in line for line in rep["year_map"]), rep["year_map"]
+    t = read_panel(tmp_path / "p.csv")
+    assert sorted(t[t["indicator"] == "business_units"]["period_label"].unique()) == [
+        "2012", "2020"]
 
 
 @pytest.mark.parametrize("toml_text, needle", [

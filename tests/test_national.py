@@ -111,3 +111,33 @@ def test_data_national_command_writes_a_panel_that_validates_and_fits_its_covari
         main(["data", "national", "--out", str(out), "--periods", "two"])
     assert stop.value.code == 2
     assert "--periods: must be a whole number" in capsys.readouterr().err
+
+
+def test_low_rank_mass_matrix_is_a_sampler_setting_that_reaches_nutpie(monkeypatch):
+    import nutpie
+
+    from nbdid.config import SamplerConfig
+    from nbdid.errors import InputError as Err
+    from nbdid.models.sampling import CompiledModelCache
+    from nbdid.models.simulate import simulate_panel
+    from nbdid.workflow.fit import fit
+    from nbdid.workflow.national import NATIONAL_SAMPLER
+
+    assert NATIONAL_SAMPLER.mass_matrix == "low_rank" and SamplerConfig().mass_matrix == "diag"
+    with pytest.raises(Err, match="mass_matrix"):
+        SamplerConfig(mass_matrix="dense")
+    seen: list[bool] = []
+    real = nutpie.sample
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("low_rank_modified_mass_matrix"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    panel = simulate_panel("poisson", n_pairs=4, did=-0.2, seed=3)[0]
+    cache = CompiledModelCache()
+    for mm in ("low_rank", "diag"):
+        res = fit(panel, "crime", draws=60, tune=60, chains=2, seed=1, mass_matrix=mm,
+                  compiled_cache=cache, quiet=True)
+        assert res.idata.posterior.sizes["draw"] == 60
+    assert seen == [True, False]

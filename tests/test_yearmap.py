@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from nbdid.config import REPORT_BUILD_PERIODS
 from nbdid.data_prep.yearmap import (
+    REPORT_PERIOD_ESTIMATES,
     YearMap,
     denominator_estimate,
     join_denominators,
@@ -13,6 +15,8 @@ from nbdid.data_prep.yearmap import (
     study_year_map,
 )
 from nbdid.errors import InputError
+from nbdid.registry import INDICATORS
+from nbdid.workflow.build import POPULATION_YEARS
 
 
 def _dens(rows):
@@ -99,3 +103,34 @@ def test_denominator_estimate_doc_examples():
     assert denominator_estimate("households", "2011") == (2011, "Census 2011 households")
     with pytest.raises(InputError, match="households_scaling"):
         YearMap(households_scaling="census")  # type: ignore[arg-type]
+
+
+def test_study_cells_outside_the_published_estimates():
+    """The estimates ``nbdid build`` cannot download for the report's periods (NOMIS
+    publishes mid-2011 to mid-2020 for 2011 LSOAs) are exactly the cells of the year map's
+    entries for the report's periods (so the study builds with the default
+    ``missing_estimates = "refuse"``, docs/real_data.md)."""
+    ym = study_year_map()
+    out = ym[(ym["denominator"] != "households") & ~ym["estimate_year"].isin(POPULATION_YEARS)]
+    want = [
+        ("business_units", "2021", "mid-2021 working_age"),
+        ("crime", "2010/11", "mid-2010 population"),
+        ("criminal_damage", "2010/11", "mid-2010 population"),
+        ("out_of_work_benefits", "2021", "mid-2021 working_age"),
+    ]
+    assert sorted(zip(out["indicator"], out["period_label"], out["estimate"], strict=True)) == want
+    entries = sorted((e.indicator, str(period_kind(e.period)[1]) if e.period == "2021-05"
+                      else e.period, f"mid-{e.estimate_year} {e.denominator}")
+                     for e in REPORT_PERIOD_ESTIMATES)
+    assert entries == want
+
+
+def test_report_period_estimates_are_the_report_periods_nearest_published_year():
+    for e in REPORT_PERIOD_ESTIMATES:
+        src = "police_financial" if e.indicator in ("crime", "criminal_damage") else e.indicator
+        assert e.period in REPORT_BUILD_PERIODS[src], e
+        assert e.denominator == INDICATORS[e.indicator].denominator_key
+        assert denominator_estimate(e.denominator, e.period)[0] == e.estimate_year
+        assert e.estimate_year not in POPULATION_YEARS and e.used_year in POPULATION_YEARS
+        assert e.used_year == min(POPULATION_YEARS, key=lambda y: abs(y - e.estimate_year))
+        assert "not published for 2011 LSOAs" in e.why

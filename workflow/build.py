@@ -71,7 +71,14 @@ from nbdid.data_prep.police import POLICE_UK_FIRST_MONTH, ingest_police, period_
 from nbdid.data_prep.population import ingest_population
 from nbdid.data_prep.schema import COLUMN_NAMES, IngestResult, validate_panel, write_panel
 from nbdid.data_prep.wards import normalise_la, resolve_geography
-from nbdid.data_prep.yearmap import YearMap, denominator_estimate, join_denominators, period_kind
+from nbdid.data_prep.yearmap import (
+    REPORT_PERIOD_ESTIMATES,
+    ReportPeriodEstimate,
+    YearMap,
+    denominator_estimate,
+    join_denominators,
+    period_kind,
+)
 from nbdid.download import Downloader, DownloadSettings
 from nbdid.download import land_registry as dl_land_registry
 from nbdid.download import nomis as dl_nomis
@@ -350,7 +357,7 @@ class _State:
     derived: list[dict[str, Any]] = field(default_factory=list)
     relabelled: dict[str, dict[str, str]] = field(default_factory=dict)
     year_map: list[str] = field(default_factory=list)
-    substitutes: dict[int, int] = field(default_factory=dict)
+    substitutes: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     def notice(self, source: str, guard: str, message: str, **details: Any) -> None:
         """Record a guard's finding once (the same finding from several loaders is one)."""
@@ -365,10 +372,11 @@ class _State:
         self.guards.append({"guard": guard, "message": message, "sources": [source], **details})
 
     def substituted(self, line: str) -> str:
-        """A year-map line saying which published estimate served a missing one."""
-        for y, near in self.substitutes.items():
-            line = re.sub(rf"\bmid-{y} (\w+)(?=;|$)", rf"mid-{y} \1 (mid-{near} served: mid-{y} "
-                          "is not published for 2011 LSOAs)", line)
+        """A year-map line saying which published estimate served a missing one, and why
+        (the year map's entry for the report's periods, or ``missing_estimates``)."""
+        for y, (used, why) in self.substitutes.items():
+            line = re.sub(rf"\bmid-{y} (\w+)(?=;|$)", rf"mid-{y} \1 (mid-{used} served: {why}; "
+                          f"mid-{y} is not published for 2011 LSOAs)", line)
         return line
 
     def estimates(self, lines: Sequence[str]) -> None:
@@ -436,11 +444,12 @@ def build(
     cfg = config or BuildConfig()
     say: Log = log or (lambda msg: None)
     src = Path(sources)
-    src.mkdir(parents=True, exist_ok=True)
     design = None if wards is None else Path(wards)
     if design is not None and not design.is_file():
         raise InputError("ward list not found", file=design)
     periods = cfg.resolved_periods()
+    # the year map's gaps stop the build before anything is downloaded or written
+    _refuse_missing_estimates(cfg, periods)
     dls = downloader.settings if downloader is not None else (
         settings or DownloadSettings.from_env())
     needs_statxplore = "children_low_income" in cfg.indicators or (
@@ -449,6 +458,7 @@ def build(
     if needs_statxplore and not dls.offline and not dls.statxplore_key:
         # say so before hours of other downloads, not when Stat-Xplore's turn comes
         raise InputError(dl_statxplore.REGISTER_HINT)
+    src.mkdir(parents=True, exist_ok=True)
     own = downloader is None
     dl = downloader or Downloader(dls, log=say)
     st = _State()
@@ -561,18 +571,25 @@ def _forces(cfg: BuildConfig, design: pd.DataFrame, st: _State) -> list[str]:
 # ------------------------------------------------------------------------------------------
 
 
+_DENOMINATOR_SOURCE: dict[str, str] = {
+    "crime": "police", "burglary": "police", "criminal_damage": "police",
+    "children_low_income": "children_low_income",
+    "out_of_work_benefits": "out_of_work_benefits", "business_units": "business_units"}
+"""The ``[periods]`` source of each indicator with a denominator."""
+
+_REPORT_ENTRY = "the year map's entry for the report's periods"
+_NEAREST = "the nearest published year, missing_estimates = 'nearest'"
+
+
 def _needed_estimates(cfg: BuildConfig, periods: dict[str, tuple[str, ...]]
                       ) -> dict[tuple[str, int], list[str]]:
     """``(denominator, year) -> ["indicator period", ...]`` the year map asks for."""
     out: dict[tuple[str, int], list[str]] = {}
-    src = {"crime": "police", "burglary": "police", "criminal_damage": "police",
-           "children_low_income": "children_low_income",
-           "out_of_work_benefits": "out_of_work_benefits", "business_units": "business_units"}
     for key in cfg.indicators:
-        if key not in src:
+        if key not in _DENOMINATOR_SOURCE:
             continue
         den = INDICATORS[key].denominator_key
-        for lab in periods[src[key]]:
+        for lab in periods[_DENOMINATOR_SOURCE[key]]:
             year, _ = denominator_estimate(den, lab)
             out.setdefault((den, year), []).append(f"{key} {lab}")
             if den == "households" and cfg.households_scaling == "population":
@@ -581,33 +598,120 @@ def _needed_estimates(cfg: BuildConfig, periods: dict[str, tuple[str, ...]]
     return out
 
 
+def _nearest_published(year: int) -> int:
+    """The published mid-year nearest ``year`` (the later one on a tie)."""
+    return min(POPULATION_YEARS, key=lambda v: (abs(v - year), -v))
+
+
+def _report_entries(cfg: BuildConfig, periods: dict[str, tuple[str, ...]]
+                    ) -> dict[tuple[str, int, str], ReportPeriodEstimate]:
+    """The year map's entries for the report's periods (``REPORT_PERIOD_ESTIMATES``) that
+    serve this build, keyed like the cells of :func:`_needed_estimates`:
+    ``(denominator, year, "indicator period")``.  An entry serves only when the build asks
+    for the report's periods of the indicator's source (none given in ``[periods]``, or
+    the same ones)."""
+    out: dict[tuple[str, int, str], ReportPeriodEstimate] = {}
+    for e in REPORT_PERIOD_ESTIMATES:
+        source = _DENOMINATOR_SOURCE.get(e.indicator)
+        if (source is None or e.indicator not in cfg.indicators
+                or tuple(periods[source]) != _report_periods(e.indicator, cfg)
+                or e.period not in periods[source]):
+            continue
+        out[(e.denominator, e.estimate_year, f"{e.indicator} {e.period}")] = e
+    return out
+
+
+def _unpublished(cfg: BuildConfig, periods: dict[str, tuple[str, ...]]
+                 ) -> dict[int, list[str]]:
+    """``year -> ["indicator period needs mid-YEAR denominator", ...]`` for every mid-year
+    estimate the year map asks for that is not published for 2011 LSOAs and that no
+    entry for the report's periods (:func:`_report_entries`) serves."""
+    entries = _report_entries(cfg, periods)
+    out: dict[int, list[str]] = {}
+    for (den, y), who in sorted(_needed_estimates(cfg, periods).items(),
+                                key=lambda kv: (kv[0][1], kv[0][0])):
+        if den == "households" or y in POPULATION_YEARS:
+            continue
+        rest = [w for w in who if (den, y, w) not in entries]
+        if rest:
+            out.setdefault(y, []).extend(f"{w} needs mid-{y} {den}" for w in rest)
+    return out
+
+
+def _refuse_missing_estimates(cfg: BuildConfig, periods: dict[str, tuple[str, ...]]) -> None:
+    """Stop (``missing_estimates = "refuse"``, the default) when the year map asks for a
+    mid-year estimate that is not published for 2011 LSOAs and has no entry for the
+    report's periods, naming each indicator, period and estimate year, and the fix."""
+    if cfg.missing_estimates != "refuse":
+        return
+    gaps = _unpublished(cfg, periods)
+    if not gaps:
+        return
+    cells = "; ".join(c for y in sorted(gaps) for c in gaps[y])
+    near = ", ".join(f"mid-{_nearest_published(y)} for mid-{y}" for y in sorted(gaps))
+    raise InputError(
+        f"the year map needs estimates that are not published for 2011 LSOAs: {cells} "
+        f"(NOMIS NM_2010_1, which nbdid download population reads, holds mid-"
+        f"{POPULATION_YEARS[0]} to mid-{POPULATION_YEARS[-1]} only, so no download can supply "
+        f"them). Fix: add missing_estimates = \"nearest\" to the build config (nbdid build "
+        f"--print-config > build.toml, edit, then --config build.toml) to let the nearest "
+        f"published year serve ({near}; stated in the provenance and on stderr), or change "
+        f"the periods (the report's own periods have year-map entries: docs/real_data.md)",
+        column="missing_estimates")
+
+
 def _denominators(dl: Downloader, cfg: BuildConfig, periods: dict[str, tuple[str, ...]],
                   lookup: Path, folder: Path, st: _State, say: Log) -> pd.DataFrame:
-    """Ward denominators (``ward, year, denominator, value``) for every estimate needed."""
+    """Ward denominators (``ward, year, denominator, value``) for every estimate needed.
+
+    A mid-year the year map asks for that is not published is served by the year map's
+    entry for the report's periods (:func:`_report_entries`), or was refused by
+    :func:`_refuse_missing_estimates` unless ``missing_estimates = "nearest"`` (then the
+    nearest published year serves); a notice states each substitution."""
     need = _needed_estimates(cfg, periods)
     mid = {(d, y): who for (d, y), who in need.items() if d != "households"}
     years = sorted({y for _, y in mid})
+    entries = _report_entries(cfg, periods)
     substitute: dict[int, int] = {}
+    held = (f"NOMIS NM_2010_1 holds mid-{POPULATION_YEARS[0]} to mid-{POPULATION_YEARS[-1]} "
+            "for 2011 LSOAs")
     for y in years:
         if y in POPULATION_YEARS:
             continue
-        who = sorted({w for (d, yy), ws in mid.items() if yy == y for w in ws})
-        if cfg.missing_estimates == "refuse":
-            raise InputError(
-                f"the year map needs mid-{y} population estimates ({', '.join(who)}), but "
-                f"small-area estimates for 2011 LSOAs are published for mid-"
-                f"{POPULATION_YEARS[0]} to mid-{POPULATION_YEARS[-1]} only; set "
-                "missing_estimates = \"nearest\" in the build config to let the nearest "
-                "published year serve, or change the periods", column="missing_estimates")
-        near = min(POPULATION_YEARS, key=lambda v: (abs(v - y), -v))
-        substitute[y] = near
-        st.substitutes[y] = near
-        st.notice("population", "year map",
-                  f"no mid-{y} small-area population estimate is published for 2011 LSOAs "
-                  f"(NOMIS NM_2010_1 holds mid-{POPULATION_YEARS[0]} to "
-                  f"mid-{POPULATION_YEARS[-1]}): mid-{near} serves in its place for "
-                  f"{', '.join(who)} (missing_estimates = 'nearest')",
-                  estimate_year=y, used_year=near)
+        by_entry: dict[str, list[ReportPeriodEstimate]] = {}
+        rest: list[str] = []
+        for (d, yy), ws in sorted(mid.items()):
+            if yy != y:
+                continue
+            for w in ws:
+                if (d, y, w) in entries:
+                    by_entry.setdefault(d, []).append(entries[(d, y, w)])
+                else:
+                    rest.append(w)
+        if rest and cfg.missing_estimates != "nearest":  # pragma: no cover - refused in build()
+            _refuse_missing_estimates(cfg, periods)
+        used = {e.used_year for es in by_entry.values() for e in es}
+        used |= {_nearest_published(y)} if rest else set()
+        if len(used) != 1:  # pragma: no cover - REPORT_PERIOD_ESTIMATES serve the nearest year
+            raise InputError(f"internal: mid-{y} would be served by mid-years {sorted(used)}")
+        served = used.pop()
+        substitute[y] = served
+        st.substitutes[y] = (served, " and ".join(
+            ([_REPORT_ENTRY] if by_entry else []) + ([_NEAREST] if rest else [])))
+        for d, es in by_entry.items():
+            cells = sorted(f"{e.indicator} {e.period}" for e in es)
+            st.notice("population", "year map",
+                      f"{_REPORT_ENTRY}: mid-{served} {d} serves {', '.join(cells)}, whose "
+                      f"mid-{y} {d} is not published for 2011 LSOAs ({held}; "
+                      "nbdid.data_prep.yearmap.REPORT_PERIOD_ESTIMATES)",
+                      estimate_year=y, used_year=served, entry="report periods",
+                      cells=cells, why=es[0].why)
+        if rest:
+            st.notice("population", "year map",
+                      f"no mid-{y} small-area population estimate is published for 2011 LSOAs "
+                      f"({held}): mid-{served} serves in its place for {', '.join(sorted(rest))} "
+                      "(missing_estimates = 'nearest')",
+                      estimate_year=y, used_year=served, entry="nearest", cells=sorted(rest))
     fetch = sorted({substitute.get(y, y) for y in years})
     sape: list[str] = []
     if fetch:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbdid.config import ModelConfig
+from nbdid.config import ModelConfig, SamplerConfig
 from nbdid.data_prep.covariates import find_match_inputs, study_covariates
 from nbdid.data_prep.ingest import json_default
 from nbdid.data_prep.published import load_report_values
@@ -41,7 +41,7 @@ from nbdid.models.simulate import NATIONAL_COVARIATES, simulate_national_panel
 from nbdid.outputs import prepare_out_dir, write_text
 from nbdid.registry import INDICATORS
 
-__all__ = ["NationalPanel", "national_model_config", "national_panel", "national_wards"]
+__all__ = ["NATIONAL_SAMPLER", "NationalPanel", "national_model_config", "national_panel", "national_wards"]
 
 SYNTHETIC_NOTE = ("SYNTHETIC DATA: the ward list and IMD covariates are real (ONS lookup, "
                   "IMD 2019); every outcome value is simulated.")
@@ -196,6 +196,11 @@ def _published_base(key: str) -> float | None:
     if row.empty:
         return None
     return float(row["value"].iloc[0]) / INDICATORS[key].multiplier
+
+
+NATIONAL_SAMPLER = SamplerConfig(mass_matrix="low_rank")
+"""Sampler of a national fit: the run's defaults with nutpie's low-rank mass matrix
+(hundreds of ward effects move with the group means; see docs/scale.md)."""
 
 
 def national_model_config(**overrides: Any) -> ModelConfig:
