@@ -162,15 +162,12 @@ class ReportPeriodEstimate:
 _NOT_PUBLISHED = ("not published for 2011 LSOAs (NOMIS serves mid-2011 to mid-2020; "
                   "mid-2021 onwards exist for 2021 LSOAs only)")
 
+_POLICE_2010 = (f"mid-2010 is {_NOT_PUBLISHED}; mid-2011, nine months after the middle of "
+                "the financial year, is the nearest published estimate")
+
 REPORT_PERIOD_ESTIMATES: tuple[ReportPeriodEstimate, ...] = (
-    ReportPeriodEstimate(
-        "crime", "2010/11", "2010/11", "population", 2010, 2011,
-        f"mid-2010 is {_NOT_PUBLISHED}; mid-2011, nine months after the middle of the "
-        "financial year, is the nearest published estimate"),
-    ReportPeriodEstimate(
-        "criminal_damage", "2010/11", "2010/11", "population", 2010, 2011,
-        f"mid-2010 is {_NOT_PUBLISHED}; mid-2011, nine months after the middle of the "
-        "financial year, is the nearest published estimate"),
+    *(ReportPeriodEstimate(key, "2010/11", "2010/11", "population", 2010, 2011, _POLICE_2010)
+      for key in ("crime", "criminal_damage")),
     ReportPeriodEstimate(
         "out_of_work_benefits", "2021-05", "May 2021", "working_age", 2021, 2020,
         f"mid-2021 is {_NOT_PUBLISHED}; mid-2020 is the nearest published estimate "
