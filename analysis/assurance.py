@@ -45,7 +45,7 @@ from nbdid.config import GeneratorConfig
 from nbdid.data_prep import published
 from nbdid.data_prep.synthetic import DENOMINATOR_SOURCE
 from nbdid.errors import InputError
-from nbdid.families import Family, get_family
+from nbdid.families import FAMILIES, Family, get_family
 from nbdid.models.design import Design
 from nbdid.provenance import SYNTHETIC_NOTICE
 from nbdid.registry import INDICATORS
@@ -859,7 +859,8 @@ def areas_needed(table: pd.DataFrame, *, column: str = "assurance", target: floa
 # ----------------------------------------------------------------------------------------
 
 
-RATIO_WORDS = {"binomial": "odds ratio", "poisson": "rate ratio", "price": "price ratio"}
+RATIO_WORDS: dict[str, str] = {name: f.ratio_label for name, f in FAMILIES.items()}
+"""The ratio scale of each family in words (from the family objects)."""
 
 
 def _what(key: str, family: str, ratio: float) -> str:

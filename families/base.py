@@ -144,6 +144,15 @@ class Family:
     def __repr__(self) -> str:
         return f"<family {self.name}>"
 
+    def likelihood_text(self, model_cfg: Any = None) -> str:
+        """The likelihood in words, for the methods section of a report."""
+        return f"a {self.name} likelihood, {self.link} link"
+
+    @property
+    def ratio_label(self) -> str:
+        """The ratio scale in words (``"rate ratio"``), ``"ratio"`` when there is none."""
+        return self.ratio_scale.replace("_", " ") if self.ratio_scale else "ratio"
+
     # ------------------------------------------------------------------ link
     def link_fn(self, x: np.ndarray) -> np.ndarray:
         """The link function (NumPy)."""

@@ -37,6 +37,10 @@ class Binomial(CountFamily):
     default_base = 0.15
     value_label = "share of the trials (count / exposure)"
 
+    def likelihood_text(self, model_cfg: Any = None) -> str:
+        """The likelihood in words, for the methods section of a report."""
+        return "a binomial likelihood of the count out of its trials (people), logit link"
+
     def link_fn(self, x):
         return logit(x)
 

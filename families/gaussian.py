@@ -62,6 +62,11 @@ class Gaussian(Family):
     default_base = 0.0
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("ward_period", "none")
 
+    def likelihood_text(self, model_cfg: Any = None) -> str:
+        """The likelihood in words, for the methods section of a report."""
+        return ("a normal likelihood of each ward-period's value (its known SD where given, "
+                "else an estimated residual SD), identity link")
+
     def link_fn(self, x):
         return np.asarray(x, dtype=float)
 

@@ -37,6 +37,10 @@ class Poisson(CountFamily):
     default_base = 0.08
     value_label = "rate per unit of exposure (count / exposure)"
 
+    def likelihood_text(self, model_cfg: Any = None) -> str:
+        """The likelihood in words, for the methods section of a report."""
+        return "a Poisson likelihood of the count with the log exposure as offset, log link"
+
     def link_fn(self, x):
         return np.log(x)
 

@@ -62,6 +62,12 @@ class Price(Family):
     value_label = "mean log price"
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("ward_period", "none")
 
+    def likelihood_text(self, model_cfg: Any = None) -> str:
+        """The likelihood in words, for the methods section of a report."""
+        t = getattr(model_cfg, "price_likelihood", "student_t") == "student_t"
+        return (f"a {'Student-t' if t else 'normal'} likelihood of each ward-period's mean log "
+                "price (its standard error from the sales), identity link on the log scale")
+
     def link_fn(self, x):
         return np.log(x)
 

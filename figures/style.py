@@ -35,6 +35,7 @@ from matplotlib.text import Text
 from matplotlib.textpath import TextToPath
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from nbdid.families import FAMILIES
 from nbdid.outputs import write_figure
 from nbdid.provenance import SYNTHETIC_NOTICE
 from nbdid.registry import INDICATORS
@@ -193,8 +194,8 @@ def draw_interval(ax: Axes, lo: float, hi: float, est: float, y: float, mark: Ma
 # labels and units
 # ----------------------------------------------------------------------------------------
 
-RATIO_LABELS: dict[str, str] = {"binomial": "odds ratio", "poisson": "rate ratio",
-                                "price": "price ratio"}
+RATIO_LABELS: dict[str, str] = {name: f.ratio_label for name, f in FAMILIES.items()}
+"""The ratio scale of each family in words (from the family objects)."""
 
 
 def indicator_title(key: str) -> str:

@@ -65,6 +65,7 @@ from nbdid.analysis.tables import (
 )
 from nbdid.config import DEFAULT_PRIORS, PRIOR_KEYS, RunConfig, from_dict
 from nbdid.errors import InputError, OutputError
+from nbdid.families import FAMILIES
 from nbdid.figures.style import PNG_DPI, figure_bytes
 from nbdid.outputs import atomic_path, prepare_out_dir, unfinished_run, write_text
 from nbdid.provenance import SYNTHETIC_NOTICE, hash_file, package_versions
@@ -899,13 +900,6 @@ def _describe_config(cfg: RunConfig, fit_attrs: Mapping[str, Mapping[str, str]],
                      indicators: Sequence[str]) -> list[Block]:
     m, s, fr = cfg.model, cfg.sampler, cfg.frequentist
     blocks: list[Block] = []
-    fam_text = {
-        "binomial": "a binomial likelihood of the count out of its trials (people), logit link",
-        "poisson": "a Poisson likelihood of the count with the log exposure as offset, log link",
-        "price": (f"a {'Student-t' if m.price_likelihood == 'student_t' else 'normal'} likelihood "
-                  "of each ward-period's mean log price (its standard error from the sales), "
-                  "identity link on the log scale"),
-    }
     items = []
     for key in indicators:
         a = fit_attrs.get(key, {})
@@ -917,7 +911,8 @@ def _describe_config(cfg: RunConfig, fit_attrs: Mapping[str, Mapping[str, str]],
         if any(forms):
             extra.append("ward levels / ward changes / pair effects "
                          + " / ".join((f or "n/a").replace("_", "-") for f in forms))
-        items.append(f"{title_of(key)}: {fam_text.get(fam, fam)}"
+        text = FAMILIES[fam].likelihood_text(m) if fam in FAMILIES else fam
+        items.append(f"{title_of(key)}: {text}"
                      + (f" ({'; '.join(extra)})" if extra else "") + ".")
     terms = ["an intercept, a period effect and a group effect"]
     if getattr(m, "ward_effects", True):
