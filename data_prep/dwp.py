@@ -44,6 +44,7 @@ from nbdid.data_prep.statxplore import read_statxplore
 from nbdid.data_prep.wards import Boundaries, resolve_geography
 from nbdid.data_prep.yearmap import YearMap, denominator_estimate, join_denominators
 from nbdid.errors import InputError
+from nbdid.families import get_family
 from nbdid.registry import INDICATORS
 
 __all__ = [
@@ -422,7 +423,7 @@ def _check_rate(rows: pd.DataFrame, indicator: str, lines: dict[str, int], desig
                 *, counts_file: str | None, denominators_file: str | None) -> None:
     """Stop when a binomial indicator's count exceeds its denominator (rate above 1)."""
 
-    if indicator not in INDICATORS or INDICATORS[indicator].family != "binomial":
+    if indicator not in INDICATORS or not get_family(INDICATORS[indicator].family).count_within_exposure:
         return
     first = {}
     for w in design["ward"]:

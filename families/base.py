@@ -137,6 +137,11 @@ class Family:
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("none",)
     value_label: ClassVar[str] = "value"
     """What :meth:`value_scale` gives, in words (an axis label)."""
+    is_count: ClassVar[bool] = False
+    """A count out of an exposure (``count``, ``exposure``), simulated by count draws."""
+    count_within_exposure: ClassVar[bool] = False
+    """The count can never exceed its exposure (people out of a population): a rate above
+    1 in the data is an error the build stops on."""
     default_base: ClassVar[float]
     """A typical baseline value (proportion, rate per unit exposure, price, mean) of
     simulated panels (:func:`nbdid.models.simulate.simulate_panel`)."""

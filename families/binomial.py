@@ -36,6 +36,7 @@ class Binomial(CountFamily):
     default_unit = "pp"
     default_base = 0.15
     value_label = "share of the trials (count / exposure)"
+    count_within_exposure = True
 
     def likelihood_text(self, model_cfg: Any = None) -> str:
         """The likelihood in words, for the methods section of a report."""

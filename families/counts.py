@@ -25,6 +25,7 @@ class CountFamily(Family):
     weight_column: ClassVar[str] = "exposure"
     y_dtype: ClassVar[str] = "int64"
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("negbin", "ward_period", "none")
+    is_count: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ panel rows
     def check_rows(self, cols, rows, fail: Fail, *, require_deferred: bool = True) -> None:

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from nbdid.families import family_columns, get_family
+from nbdid.families import FAMILIES, family_columns, get_family
 from nbdid.registry import INDICATORS
 
 DEFAULT_KEYS = {"binomial": "out_of_work_benefits", "poisson": "crime", "price": "property_price"}
@@ -303,9 +303,10 @@ def simulate_national_panel(
         ``(panel, truth)``: the tidy panel (``pair`` empty) and the true effect.
     """
     fam = get_family(family)
-    if fam.name not in ("poisson", "binomial"):
-        raise ValueError(f"national panels are simulated for count families (poisson, "
-                         f"binomial), not {fam.name}")
+    if not fam.is_count:
+        counts = ", ".join(n for n, f in FAMILIES.items() if f.is_count)
+        raise ValueError(f"national panels are simulated for count families ({counts}), "
+                         f"not {fam.name}")
     missing = [c for c in ("ward", "n_lsoa", *covariates) if c not in wards.columns]
     if missing:
         raise ValueError(f"the ward table lacks column(s) {', '.join(missing)}")

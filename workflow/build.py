@@ -87,6 +87,7 @@ from nbdid.download import police as dl_police
 from nbdid.download import statxplore as dl_statxplore
 from nbdid.download.police import default_latest_archive
 from nbdid.errors import InputError
+from nbdid.families import get_family
 from nbdid.outputs import open_out_dir, prepare_out_dir, write_csv, write_text
 from nbdid.provenance import hash_frame, package_versions
 from nbdid.registry import INDICATORS
@@ -877,7 +878,7 @@ def _join(table: pd.DataFrame, key: str, dens: pd.DataFrame, ym: YearMap, st: _S
         raise InputError(f"no '{den}' denominators were built for {key}")
     out, rep = join_denominators(rows, sub, denominator=den, year_map=ym,
                                  file="denominators.derived.csv")
-    if INDICATORS[key].family == "binomial":
+    if get_family(INDICATORS[key].family).count_within_exposure:
         check_binomial_rates(out, indicator=key, counts_file=counts_file,
                              denominators_file="denominators.derived.csv")
     st.estimates(rep["year_map"])

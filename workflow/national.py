@@ -37,6 +37,7 @@ from nbdid.data_prep.ingest import json_default
 from nbdid.data_prep.published import load_report_values
 from nbdid.data_prep.schema import write_panel
 from nbdid.errors import InputError
+from nbdid.families import get_family
 from nbdid.models.simulate import NATIONAL_COVARIATES, simulate_national_panel
 from nbdid.outputs import prepare_out_dir, write_text
 from nbdid.registry import INDICATORS
@@ -157,7 +158,7 @@ def national_panel(*, indicator: str = "crime", periods: int = 2, first_post: in
     if indicator not in INDICATORS:
         raise InputError(f"unknown indicator '{indicator}'")
     ind = INDICATORS[indicator]
-    if ind.family not in ("poisson", "binomial"):
+    if not get_family(ind.family).is_count:
         raise InputError(f"national panels are simulated for count indicators; {indicator} "
                          f"is {ind.family}")
     if periods < 2:
