@@ -217,8 +217,6 @@ def indicator_unit(key: str, *, kind: Literal["level", "difference"] = "differen
         return fallback
     if ind.unit == "%":
         return "%" if kind == "level" else "pp"
-    if ind.family == "price":
-        return "£"
     return ind.short_unit
 
 
