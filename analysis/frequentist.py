@@ -54,8 +54,7 @@ from nbdid.config import FrequentistConfig
 from nbdid.data_prep.feasibility import check_did
 from nbdid.data_prep.published import load_report_values
 from nbdid.errors import InputError
-from nbdid.families import FAMILIES, Family
-from nbdid.families import resolve_family as _resolve
+from nbdid.families import FAMILIES, Family, resolve_family
 from nbdid.registry import INDICATORS
 
 Z95 = 1.96
@@ -218,14 +217,14 @@ class IndicatorData:
         return self.family.ratio_scale
 
 
-def resolve_family(panel: pd.DataFrame, key: str, family: str | Family | None = None) -> Family:
-    """The family of an indicator: ``family``, else the registry's, else from its columns
-    (:func:`nbdid.families.resolve_family`)."""
+def panel_family(panel: pd.DataFrame, key: str, family: str | Family | None = None) -> Family:
+    """The family of an indicator of ``panel``: :func:`nbdid.families.resolve_family`
+    (``family``, else the registry's) given the columns its rows fill."""
     rows = panel[panel["indicator"].astype(str) == key]
     if rows.empty:
         raise InputError(f"the panel has no rows for indicator '{key}'")
     present = [c for c in rows.columns if rows[c].notna().any()]
-    return _resolve(key, family, columns_present=present).family
+    return resolve_family(key, family, columns_present=present).family
 
 
 def unit_of(key: str, family: str | Family) -> tuple[float, str]:
@@ -257,7 +256,7 @@ def prepare(panel: pd.DataFrame, key: str, *, family: str | Family | None = None
         (:func:`nbdid.data_prep.feasibility.check_did`: one group, no period before or
         after, ...), or a row lacks a value its family needs.
     """
-    fam = resolve_family(panel, key, family)
+    fam = panel_family(panel, key, family)
     rows = check_did(panel, key, columns=fam.required).rows
     notes: list[str] = []
     missing = rows[list(fam.required)].isna().any(axis=1).to_numpy()
@@ -318,7 +317,7 @@ def pooled_group_values(panel: pd.DataFrame, key: str, *, family: str | None = N
         ``indicator, group, period, period_label, wards, total, value, half_width,
         published_value, published_half_width, value_matches, half_width_matches``.
     """
-    fam = resolve_family(panel, key, family)
+    fam = panel_family(panel, key, family)
     rows = panel[panel["indicator"].astype(str) == key]
     rows = rows[fam.row_weights(rows) > 0]
     mult, _ = unit_of(key, fam)
