@@ -32,6 +32,7 @@ exactly like one read from a file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import numbers
 import re
@@ -817,7 +818,6 @@ def from_dict(cls: type, data: dict[str, Any], *, file: str | None = None, prefi
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        import difflib
 
         close = difflib.get_close_matches(unknown[0], names, n=1)
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -258,7 +259,6 @@ def get_indicator(key: str) -> Indicator:
     try:
         return INDICATORS[key]
     except KeyError:
-        import difflib
 
         close = difflib.get_close_matches(str(key), INDICATOR_KEYS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -8,6 +8,8 @@ what else to load.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import multiprocessing as mp
 import os
 import signal
 import sys
@@ -15,6 +17,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from multiprocessing import resource_tracker
 from typing import Any
 
 
@@ -105,7 +108,6 @@ def _set_parent_death_signal(sig: int) -> bool:
     """Ask Linux to send ``sig`` to this process when its parent dies (prctl)."""
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -117,7 +119,6 @@ def _set_parent_death_signal(sig: int) -> bool:
 def _watch_parent(parent_pid: int | None) -> None:
     """Exit this process as soon as its parent is gone (a daemon thread waits on the
     multiprocessing parent's sentinel pipe, else polls the parent PID)."""
-    import multiprocessing as mp
 
     parent = mp.parent_process()
 
@@ -171,7 +172,6 @@ def _quiet_resource_tracker() -> None:
     cleans up, after nbdid's own one-line message.  Those warnings are about the
     standard library's bookkeeping, not the user's results, so they are not shown.
     """
-    from multiprocessing import resource_tracker
 
     if getattr(resource_tracker._resource_tracker, "_fd", None) is not None:
         return  # already running
@@ -200,7 +200,6 @@ def process_pool(max_workers: int = 1, *, mp_context: Any = None) -> Any:
     Every parallel step of nbdid (the sensitivity sweep, the design/assurance
     simulations) starts its local workers through this function.
     """
-    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp_context if mp_context is not None else mp.get_context("spawn")

@@ -8,6 +8,8 @@ repeats (:func:`mark_gate`).  Functions return DataFrames and never draw.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -141,7 +143,6 @@ def prior_sensitivity(idata, design: Design, priors, config=None) -> pd.DataFram
         at or above the threshold, likelihood sensitivity below it) or ``"prior-data
         conflict"`` (both at or above it).
     """
-    import warnings
 
     import arviz as az
 
@@ -201,7 +202,6 @@ def loo_summary(idata, *, reff: float | None = None) -> dict[str, float]:
         change and two periods each observation has its own effect, so expect many;
         compare structures with leave-one-ward-out cross-validation then).
     """
-    import warnings
 
     import arviz as az
 

@@ -36,6 +36,7 @@ Analyses use two time points: ward totals over the ``post == 0`` periods and ove
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -385,7 +386,6 @@ def _add_note(row: dict, note: str) -> dict:
 
 def _result(fn: Callable[..., dict]) -> Callable[..., MethodResult]:
     """Turn a method's row dict into a :class:`MethodResult`."""
-    import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> MethodResult:

@@ -20,6 +20,7 @@ import difflib
 import io
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -683,7 +684,6 @@ def read_panel(
     except pd.errors.ParserError as err:
         msg = str(err).strip().splitlines()[-1] if str(err).strip() else "malformed CSV"
         line = None
-        import re
 
         m = re.search(r"line (\d+)", msg)
         if m:

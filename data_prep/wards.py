@@ -38,6 +38,7 @@ their LSOAs -- and of their people, when LSOA populations are known -- that chan
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -459,7 +460,6 @@ def read_design(
         Naming file, line and column for unknown groups, codes or ward names.
     """
     p = Path(path)
-    import io
 
     text = read_text(p)
     df = pd.read_csv(io.StringIO(text), dtype="string", keep_default_na=False, na_values=[""])

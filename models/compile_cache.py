@@ -33,10 +33,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import platform
 import threading
 import time
 import types
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +57,6 @@ _ACTIVE: dict[str, Any] = {}
 def versions_tag() -> str:
     """Short hash of the Python version and the versions of the compiling packages:
     the name of this installation's cache subfolder (another version, another folder)."""
-    import platform
-    from importlib import metadata
 
     parts = [platform.python_version(), platform.machine()]
     for name in _VERSIONED:

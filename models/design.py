@@ -8,6 +8,7 @@ pair effects are on) and raises :class:`~nbdid.errors.ModelError` otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -687,7 +688,6 @@ def resolve_structure(design: Design, cfg) -> tuple:
         Resolving a resolved config returns it unchanged.
 
     """
-    import dataclasses
 
     notes: list[str] = list(design.notes)
     sizes = {g: int(np.sum(design.ward_group == g)) for g in ("nbi", "benchmark")}
