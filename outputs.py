@@ -216,6 +216,7 @@ def write_netcdf(idata: Any, target: str | os.PathLike[str], *,
         Keep at most this many chain x draw replicates of ``posterior_predictive``
         (every k-th draw of each chain); ``None`` keeps all and ``0`` drops the group.
     """
+    # imported here: xarray loads only when results are built or written (table-only commands skip it)
     import xarray as xr
 
     def encoding(ds: Any) -> dict[str, dict[str, Any]]:
@@ -456,6 +457,7 @@ def _lock_folder(path: Path) -> Any:
     The lock file is removed on release, so a lock taken on a file that was unlinked
     in between (its inode no longer at the path) is dropped and taken again.
     """
+    # imported here: filelock loads only when a folder is locked (keeps `import nbdid` light)
     from filelock import FileLock, Timeout
 
     target = path / LOCK_NAME

@@ -200,6 +200,7 @@ def process_pool(max_workers: int = 1, *, mp_context: Any = None) -> Any:
     Every parallel step of nbdid (the sensitivity sweep, the design/assurance
     simulations) starts its local workers through this function.
     """
+    # imported here: concurrent.futures loads only when a worker pool starts (keeps this core module light)
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp_context if mp_context is not None else mp.get_context("spawn")

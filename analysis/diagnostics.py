@@ -46,6 +46,7 @@ def ppc_replicates(idata, design: Design, *, seed: int = 0):
     draw; observation-level effects (``wp_effect``) are redrawn from their population
     distribution, so the check is equally strict for every overdispersion choice.
     """
+    # imported here: xarray loads only when results are built or written (table-only commands skip it)
     import xarray as xr
 
     rng = np.random.default_rng(seed)
@@ -144,6 +145,7 @@ def prior_sensitivity(idata, design: Design, priors, config=None) -> pd.DataFram
         conflict"`` (both at or above it).
     """
 
+    # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 
     cfg = config or DiagnosticsConfig()
@@ -203,6 +205,7 @@ def loo_summary(idata, *, reff: float | None = None) -> dict[str, float]:
         compare structures with leave-one-ward-out cross-validation then).
     """
 
+    # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 
     with warnings.catch_warnings():
@@ -244,6 +247,7 @@ def diagnose(idata, design: Design, config=None, *, priors=None) -> pd.DataFrame
         column per quantity
         (``"<prior sensitivity>/<likelihood sensitivity>"``).
     """
+    # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 
     cfg = config or DiagnosticsConfig()

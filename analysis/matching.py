@@ -206,6 +206,7 @@ def _pooled_within_cov(xt: np.ndarray, xc: np.ndarray) -> np.ndarray:
 
 
 def _propensity_logit(xt: np.ndarray, xc: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    # imported here: statsmodels takes about a second to import; only the frequentist fits need it
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 

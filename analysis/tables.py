@@ -274,6 +274,7 @@ class PublicationTable:
         great-tables' own marks; ``"latex"`` (whose great-tables renderer has no
         footnotes yet) numbers them in the headings and lists them as source notes.
         """
+        # imported here: great-tables and its dependencies load only when a table is rendered
         import great_tables as gt_
 
         disp = self.display
@@ -328,6 +329,7 @@ class PublicationTable:
 
     def markdown(self) -> str:
         """Markdown: a bold title, a pipe table (``tabulate``), notes and footnotes."""
+        # imported here: tabulate loads only when a Markdown table is rendered
         from tabulate import tabulate
 
         headers = [self.stub_label or ""]

@@ -124,6 +124,7 @@ def validate_ppd(df: pd.DataFrame, path: str | PathLike[str], first_line: int = 
 def _fast_numeric(raw: pd.Series) -> pd.Series:
     """``pd.to_numeric(raw, errors="coerce")``, through pyarrow when every value parses."""
     try:
+        # imported here: pyarrow is the optional 'national' extra; loaded only on the streaming path
         import pyarrow as pa
 
         arr = pa.array(raw, from_pandas=True).cast(pa.float64())
@@ -526,6 +527,7 @@ def stream_price_panel(
 def _objects(s: pd.Series) -> np.ndarray:
     """A string column as a numpy object array (converted in C by pyarrow when it can)."""
     try:
+        # imported here: pyarrow is the optional 'national' extra; loaded only on the streaming path
         import pyarrow as pa
 
         return np.asarray(pa.array(s, from_pandas=True).to_numpy(zero_copy_only=False),
@@ -537,6 +539,7 @@ def _objects(s: pd.Series) -> np.ndarray:
 def _index_of(values: pd.Series, index: pd.Index) -> np.ndarray:
     """Position of each value in ``index`` (-1 if absent); C-speed hashing via pyarrow."""
     try:
+        # imported here: pyarrow is the optional 'national' extra; loaded only on the streaming path
         import pyarrow as pa
         import pyarrow.compute as pc
     except ImportError:

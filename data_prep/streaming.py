@@ -172,6 +172,7 @@ class _ArrowFailed(Exception):
 def _arrow_batches(
     p: Path, columns: Sequence[str], names: Sequence[str] | None, batch_bytes: int
 ) -> Iterator[tuple[int, pd.DataFrame]]:
+    # imported here: pyarrow is the optional 'national' extra; loaded only on the streaming path
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -271,6 +272,7 @@ def read_csv_raw(
     """
     p = Path(path)
     if resolve_engine(engine) == "pyarrow":
+        # imported here: pyarrow is the optional 'national' extra; loaded only on the streaming path
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
@@ -290,6 +292,7 @@ def read_csv_raw(
 def concat_raw(parts: Sequence[Any]) -> pd.DataFrame:
     """Concatenate :func:`read_csv_raw` results (arrow tables or frames) into one frame."""
     if parts and all(not isinstance(x, pd.DataFrame) for x in parts):
+        # imported here: pyarrow is the optional 'national' extra; loaded only on the streaming path
         import pyarrow as pa
 
         return pa.concat_tables(parts).to_pandas()
@@ -305,6 +308,7 @@ def fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
     """
     slow = s.astype("string").str.fullmatch
     try:
+        # imported here: pyarrow is the optional 'national' extra; loaded only on the streaming path
         import pyarrow as pa
         import pyarrow.compute as pc
     except ImportError:
@@ -320,6 +324,7 @@ def fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
 def remove_whitespace_upper(s: pd.Series) -> pd.Series:
     """Upper case with every whitespace character removed (postcodes), in C when possible."""
     try:
+        # imported here: pyarrow is the optional 'national' extra; loaded only on the streaming path
         import pyarrow as pa
         import pyarrow.compute as pc
 

@@ -62,6 +62,7 @@ class Source:
 
     @property
     def func(self) -> Callable[..., Any]:
+        # imported here: the source's module loads only when its download runs (the CLI lists sources without importing them)
         import importlib
 
         mod, fn = self.target.split(":")

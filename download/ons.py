@@ -380,6 +380,7 @@ def _workbook_bytes(path: Path) -> tuple[bytes, str]:
 
 def sheet_to_csv(book: bytes, year: int, target: Path, *, sheet: str | None = None) -> str:
     """Write the ``Mid-<year> Persons`` sheet of a workbook as CSV; return the sheet name."""
+    # imported here: python-calamine loads only when an ONS workbook is read
     from python_calamine import CalamineWorkbook
 
     wb = CalamineWorkbook.from_filelike(io.BytesIO(book))

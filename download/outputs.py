@@ -106,6 +106,7 @@ def install_copy(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
 def record_provenance(folder: str | os.PathLike[str], source: str,
                       files: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any]) -> Path:
     """Merge ``files`` (relative path -> record) into ``folder/nbdid-download.json``."""
+    # imported here: filelock loads only when a folder is locked (keeps `import nbdid` light)
     from filelock import FileLock
 
     folder = Path(folder)

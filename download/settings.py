@@ -40,6 +40,7 @@ _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 def default_cache_dir() -> Path:
     """The per-user cache folder (``platformdirs.user_cache_dir('nbdid')``/downloads)."""
+    # imported here: platformdirs loads only when the cache folder is resolved
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("nbdid", appauthor=False)) / "downloads"

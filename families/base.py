@@ -254,6 +254,7 @@ class Family:
     @classmethod
     def _ward_period_effect(cls, eta: Any, cfg: Any, data: Mapping[str, Any]) -> Any:
         """``eta`` plus a non-centred normal ward x period effect (``"ward_period"``)."""
+        # imported here: PyMC takes seconds to import; only building a model needs it
         import pymc as pm
 
         sigma_wp = cls._obs_sd("sigma_wp", data, cfg)

@@ -148,6 +148,7 @@ class Binomial(CountFamily):
         return PooledStats(total=e, value=multiplier * p, se=se, log_value=lv, log_se=log_se, count=c)
 
     def glm(self, totals: pd.DataFrame, X: np.ndarray) -> Any:
+        # imported here: statsmodels takes about a second to import; only the frequentist fits need it
         import statsmodels.api as sm
 
         y = totals["count"].to_numpy(float)

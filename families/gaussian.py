@@ -227,6 +227,7 @@ class Gaussian(Family):
                            log_value=mean, log_se=se)
 
     def glm(self, totals: pd.DataFrame, X: np.ndarray) -> Any:
+        # imported here: statsmodels takes about a second to import; only the frequentist fits need it
         import statsmodels.api as sm
 
         y = (totals["num"] / totals["den"]).to_numpy(float)

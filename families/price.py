@@ -229,6 +229,7 @@ class Price(Family):
         return math.log(v[("nbi", 1)] / v[("nbi", 0)] / (v[("benchmark", 1)] / v[("benchmark", 0)]))
 
     def glm(self, totals: pd.DataFrame, X: np.ndarray) -> Any:
+        # imported here: statsmodels takes about a second to import; only the frequentist fits need it
         import statsmodels.api as sm
 
         mean_log = totals["sum_log"] / totals["n"]

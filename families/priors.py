@@ -54,6 +54,7 @@ def add_prior(name: str, prior: Prior, params: Any, **kwargs: Any) -> Any:
     **kwargs
         ``dims`` or ``shape`` of the variable.
     """
+    # imported here: PyMC takes seconds to import; only building a model needs it
     import pymc as pm
 
     d = prior.dist
@@ -77,6 +78,7 @@ def log_density(prior: Prior, x: np.ndarray) -> np.ndarray:
     """Log prior density of draws ``x`` of the variable that carries it (see
     :func:`prior_variable`), elementwise, exactly as :func:`add_prior`'s PyMC
     distribution computes it."""
+    # imported here: scipy loads only where a prior density is evaluated (not at CLI start-up)
     from scipy import (
         stats,  # here: scipy.stats costs ~1 s at import (reading a panel must not pay it)
     )
@@ -102,6 +104,7 @@ def log_density(prior: Prior, x: np.ndarray) -> np.ndarray:
 def prior_sd(prior: Prior) -> float:
     """Standard deviation of the quantity a prior describes (of the SD itself for
     standard deviations); ``inf`` when it has none (heavy tails)."""
+    # imported here: scipy loads only where a prior density is evaluated (not at CLI start-up)
     from scipy import special
 
     p = prior.params

@@ -333,6 +333,7 @@ def plot_rank(
     -------
     matplotlib.figure.Figure
     """
+    # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 
     post = idata.posterior
@@ -420,6 +421,7 @@ def plot_ppc_arviz(
     -------
     matplotlib.figure.Figure
     """
+    # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 
     if "observed_data" not in data.groups() or "posterior_predictive" not in data.groups():

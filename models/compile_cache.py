@@ -77,6 +77,7 @@ def cache_dir() -> Path | None:
             return None
         base = Path(given).expanduser()
     else:
+        # imported here: platformdirs loads only when the cache folder is resolved
         import platformdirs
 
         base = Path(platformdirs.user_cache_dir("nbdid", appauthor=False))
@@ -118,6 +119,7 @@ def _stable(obj: Any, depth: int = 0) -> str | None:
 
 def _pytensor_key(obj: Any) -> str | None:
     try:
+        # imported here: PyTensor loads with PyMC, on first use only
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
     except ImportError:  # pragma: no cover
         return None
@@ -163,6 +165,7 @@ def callback_key(py_func: types.FunctionType) -> str | None:
 def _install_locator() -> None:
     """Register (once) a Numba cache locator that puts nutpie's callbacks in our folder
     while :func:`persistent_compile` is active."""
+    # imported here: numba takes seconds to import; only the compile cache needs it
     from numba.core.caching import CacheImpl, _CacheLocator
 
     if any(getattr(c, "_nbdid", False) for c in CacheImpl._locator_classes):
@@ -229,6 +232,8 @@ def persistent_compile(structure: str) -> Iterator[dict[str, Any]]:
     if folder is None:
         yield info
         return
+    # imported here: filelock loads only when a folder is locked (keeps `import nbdid` light);
+    # numba takes seconds to import; only the compile cache needs it
     from filelock import FileLock
     from numba.core import caching
 

@@ -921,6 +921,8 @@ def add_did_terms(design: Design, cfg):
         ``(eta, data)``: the linear predictor (length ``obs``) and a dict of the
         ``pm.Data`` containers created.
     """
+    # imported here: PyMC takes seconds to import; only building a model needs it;
+    # PyTensor loads with PyMC, on first use only
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -1174,6 +1176,7 @@ def design_to_dataset(design: Design):
     With it a saved fit can be re-analysed without the panel:
     ``design_from_dataset(az.from_netcdf(path).constant_data)``.
     """
+    # imported here: xarray loads only when results are built or written (table-only commands skip it)
     import xarray as xr
 
     obs_vars = {

@@ -44,6 +44,7 @@ def compiling(message: str, *, quiet: bool) -> Iterator[None]:
         yield
         _line(f"compiled in {time.perf_counter() - t0:.1f} s")
         return
+    # imported here: rich loads only when a progress display is shown in a terminal
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -78,6 +79,7 @@ class SweepProgress:
 
     def __enter__(self) -> SweepProgress:
         if self._on:
+            # imported here: rich loads only when a progress display is shown in a terminal
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

@@ -113,6 +113,7 @@ class CompiledModelCache:
             entry = _Entry(build_model(design, model_cfg))
             self._entries[key] = entry
         elif set_data:
+            # imported here: PyMC takes seconds to import; only building a model needs it
             import pymc as pm
 
             with entry.model:
@@ -174,6 +175,7 @@ class CompiledModelCache:
 
     def _sample_nutpie(self, entry: _Entry, design: Design, cfg, *, key: tuple = (),
                        timing: dict | None = None) -> Any:
+        # imported here: nutpie loads numba; only sampling needs it
         import nutpie
 
         timing = timing if timing is not None else {}
@@ -220,6 +222,7 @@ class CompiledModelCache:
             timing["sampling_seconds"] = time.perf_counter() - t_sample
 
     def _sample_pymc(self, entry: _Entry, cfg) -> Any:
+        # imported here: PyMC takes seconds to import; only building a model needs it
         import pymc as pm
 
         seen = signals_seen()
@@ -324,6 +327,8 @@ def relabel(idata: Any, design: Design) -> Any:
     A compiled nutpie model keeps the coords it was compiled with; after a refit on
     another panel of the same shape the labels are replaced here.
     """
+    # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it;
+    # xarray loads only when results are built or written (table-only commands skip it)
     import arviz as az
     import xarray as xr
 

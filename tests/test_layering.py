@@ -124,6 +124,28 @@ def test_nbdid_imports_are_at_module_level_outside_the_cli():
     assert not bad, "move these imports to module level:\n" + "\n".join(bad)
 
 
+def test_every_import_inside_a_function_says_why():
+    """Outside the CLI, an import inside a function (kept for start-up time or an optional
+    dependency) carries an ``# imported here: <why>`` comment just above it or its block."""
+    bad = []
+    for p in package_files():
+        rel = p.relative_to(REPO)
+        if top(rel) in LAZY_ALLOWED:
+            continue
+        lines = p.read_text(encoding="utf-8").splitlines()
+        tree = ast.parse("\n".join(lines))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    above = lines[max(0, node.lineno - 4):node.lineno - 1]
+                    if not any("#" in ln for ln in above) and "#" not in lines[node.lineno - 1]:
+                        bad.append(f"{rel}:{node.lineno} in {fn.name}()")
+    assert not bad, ("say why these imports are inside functions (or move them to module "
+                     "level):\n" + "\n".join(sorted(set(bad))))
+
+
 @pytest.mark.parametrize("layer", NO_DRAWING)
 def test_lower_layers_never_draw(layer):
     bad = []

@@ -172,6 +172,7 @@ def _frequentist(task: DesignTask, panel: pd.DataFrame) -> dict[str, float]:
 
 
 def _bayes(task: DesignTask, panel: pd.DataFrame, seed: int) -> dict[str, float]:
+    # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 
     t0 = time.perf_counter()
@@ -240,6 +241,7 @@ def _posterior_file(folder: Path, key: str) -> Path:
 
 
 def _from_file(path: Path, key: str, *, source: str, description: str) -> asr.Heterogeneity:
+    # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 
     try:
@@ -301,6 +303,7 @@ def _default_fit(config: DesignConfig, key: str, *, out: Path | None, say: Say) 
     if not res.passed:
         say(f"{key}: warning: the default-panel fit {res.gate}; its heterogeneity is uncertain")
     if saved is not None:
+        # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
         import arviz as az
 
         keep = az.InferenceData(posterior=res.idata.posterior, constant_data=res.idata.constant_data)

@@ -493,6 +493,7 @@ def loo_wards_table(design: Design, model_cfg: ModelConfig, sampler: SamplerConf
         One row per ward: :data:`LOO_WARDS_COLUMNS` (``elpd`` the held-out ward's log
         predictive density; divergences and largest R-hat of its refit).
     """
+    # imported here: scipy loads only where a prior density is evaluated (not at CLI start-up)
     from scipy.special import logsumexp
 
     cache = cache if cache is not None else shared_cache()

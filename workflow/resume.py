@@ -74,6 +74,7 @@ class ReplayCache:
         saved = self._saved.pop(design.indicator, None)
         if saved is None:
             return self.inner.sample(design, model_cfg, sampler_cfg)
+        # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
         import arviz as az
 
         groups = {g: saved[g] for g in REPLAYED_GROUPS if g in saved.groups()}
@@ -149,6 +150,7 @@ class RunCheckpoint:
                                  "run without --resume to start over")
             note = f"{folder} holds an unfinished run ({what}); starting over"
         else:
+            # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
             import arviz as az
 
             for key in state.get("finished", []):
