@@ -32,7 +32,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ from nbdid.families import FAMILIES, Family, get_family
 from nbdid.models.design import Design
 from nbdid.provenance import SYNTHETIC_NOTICE
 from nbdid.registry import INDICATORS
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 Source = Literal["run", "default", "tipping", "given"]
 
@@ -198,7 +201,7 @@ def _multiplier(key: str, fam: Family) -> float:
     return INDICATORS[key].multiplier if key in INDICATORS else fam.default_multiplier
 
 
-def _var(posterior: Any, name: str, n: int) -> np.ndarray:
+def _var(posterior: xr.Dataset, name: str, n: int) -> np.ndarray:
     """A scalar variable's draws, flattened over chains (zeros when the model lacks it)."""
     if name in posterior:
         return np.asarray(posterior[name].values, dtype=float).reshape(n)
@@ -206,7 +209,7 @@ def _var(posterior: Any, name: str, n: int) -> np.ndarray:
 
 
 def heterogeneity_from_posterior(
-    posterior: Any,
+    posterior: xr.Dataset,
     design: Design,
     *,
     source: Source = "run",

@@ -9,6 +9,7 @@ repeats (:func:`mark_gate`).  Functions return DataFrames and never draw.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,14 @@ from nbdid.models.model import replicate
 from nbdid.models.priors import PRIOR_VARIABLES
 from nbdid.registry import GROUPS
 
+if TYPE_CHECKING:
+    from arviz import InferenceData
+
 # Free parameters checked for convergence (deterministics are functions of these).
 _SKIP = ("ward_effect", "period_effect", "did_period", "pair_effect_z")
 
 
-def _checked_vars(idata) -> list[str]:
+def _checked_vars(idata: InferenceData) -> list[str]:
     post = idata.posterior
     names = [
         v for v in post.data_vars
@@ -39,7 +43,7 @@ def _checked_vars(idata) -> list[str]:
     return names
 
 
-def ppc_replicates(idata, design: Design, *, seed: int = 0):
+def ppc_replicates(idata: InferenceData, design: Design, *, seed: int = 0):
     """Add replicated data ``y`` (dims ``chain, draw, obs``) as ``posterior_predictive``.
 
     Replicates are drawn with NumPy from the family's likelihood for every posterior
@@ -64,7 +68,7 @@ def ppc_replicates(idata, design: Design, *, seed: int = 0):
     return idata
 
 
-def ppc_pvalues(idata, design: Design, *, seed: int = 0) -> dict[str, float]:
+def ppc_pvalues(idata: InferenceData, design: Design, *, seed: int = 0) -> dict[str, float]:
     """Bayesian posterior predictive p-values of group-level and between-ward summaries.
 
     Uses ``idata.posterior_predictive["y"]`` (drawn by :func:`ppc_replicates` when
@@ -113,7 +117,7 @@ def _sensitivity_quantities(post, design: Design) -> list[str]:
     return names
 
 
-def prior_sensitivity(idata, design: Design, priors, config=None) -> pd.DataFrame:
+def prior_sensitivity(idata: InferenceData, design: Design, priors, config=None) -> pd.DataFrame:
     """Power-scaling prior and likelihood sensitivity of the DiD and each variance component.
 
     Power-scaling (Kallioinen, Paananen, Buerkner and Vehtari 2024, the method of the R
@@ -193,7 +197,7 @@ def _element_label(da, i: int) -> str:
     return str(i)
 
 
-def loo_summary(idata, *, reff: float | None = None) -> dict[str, float]:
+def loo_summary(idata: InferenceData, *, reff: float | None = None) -> dict[str, float]:
     """PSIS-LOO of a fit (``az.loo`` on its ``log_likelihood``), with its Pareto k.
 
     Returns
@@ -218,7 +222,7 @@ def loo_summary(idata, *, reff: float | None = None) -> dict[str, float]:
             "pareto_k_max": float(np.nanmax(k)), "pareto_k_high": int(np.sum(k > 0.7))}
 
 
-def diagnose(idata, design: Design, config=None, *, priors=None) -> pd.DataFrame:
+def diagnose(idata: InferenceData, design: Design, config=None, *, priors=None) -> pd.DataFrame:
     """One-row diagnostics table of a fit, with the gate verdict.
 
     Parameters

@@ -19,6 +19,8 @@ population-averaged
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -27,6 +29,9 @@ from nbdid.families import Family, get_family
 from nbdid.models.design import Design
 from nbdid.models.model import expected
 from nbdid.registry import GROUPS, INDICATORS
+
+if TYPE_CHECKING:
+    from arviz import InferenceData
 
 SUMMARY_COLUMNS = ["indicator", "estimand", "scale", "mean", "sd", "q2.5", "q97.5", "prob_benefit"]
 
@@ -57,7 +62,7 @@ def _pooled(values: np.ndarray, w: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.sum(values[..., mask] * w[mask], axis=-1) / np.sum(w[mask])
 
 
-def group_period_values(idata, design: Design, *, multiplier: float | None = None) -> xr.DataArray:
+def group_period_values(idata: InferenceData, design: Design, *, multiplier: float | None = None) -> xr.DataArray:
     """Posterior of each group's pooled value per period (for trajectories).
 
     The pooled value is the exposure-weighted mean of the wards' predicted values
@@ -92,7 +97,7 @@ def group_period_values(idata, design: Design, *, multiplier: float | None = Non
     )
 
 
-def effect_draws(idata, design: Design, *, multiplier: float | None = None) -> xr.Dataset:
+def effect_draws(idata: InferenceData, design: Design, *, multiplier: float | None = None) -> xr.Dataset:
     """Posterior draws of every estimand (an xarray Dataset, dims ``chain, draw``).
 
     Variables: ``did_link``, ``did_ratio`` (``exp(did)``), ``did_unit`` (population
@@ -144,7 +149,7 @@ def _row(indicator, estimand, scale, x, benefit=None) -> dict:
 
 
 def summarise_effects(
-    idata,
+    idata: InferenceData,
     design: Design,
     *,
     lower_is_better: bool | None = None,
@@ -226,7 +231,7 @@ def summarise_effects(
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def pretrend_summary(idata, design: Design, *, threshold: float = 0.05) -> pd.DataFrame:
+def pretrend_summary(idata: InferenceData, design: Design, *, threshold: float = 0.05) -> pd.DataFrame:
     """Pre-trend check of an event-study fit.
 
     Summarises the treatment x period effects of the pre periods other than the
@@ -262,7 +267,7 @@ def pretrend_summary(idata, design: Design, *, threshold: float = 0.05) -> pd.Da
     return pd.DataFrame([row])
 
 
-def trajectory_table(idata, design: Design, *, multiplier: float | None = None) -> pd.DataFrame:
+def trajectory_table(idata: InferenceData, design: Design, *, multiplier: float | None = None) -> pd.DataFrame:
     """Tidy posterior summary of each group's pooled value per period.
 
     Returns

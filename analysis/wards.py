@@ -21,6 +21,8 @@ Functions return DataFrames and never draw.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -29,6 +31,9 @@ from nbdid.analysis.sensitivity import conclusion
 from nbdid.models.design import Design
 from nbdid.models.model import expected
 from nbdid.registry import GROUPS, INDICATORS
+
+if TYPE_CHECKING:
+    from arviz import InferenceData
 
 WARD_CHANGE_COLUMNS: tuple[str, ...] = (
     "indicator", "ward", "ward_name", "group", "pair", "mean", "sd", "q2.5", "q97.5",
@@ -76,7 +81,7 @@ def _change_matrix(design: Design) -> np.ndarray:
     return mat
 
 
-def ward_change_draws(idata, design: Design, *, multiplier: float | None = None) -> np.ndarray:
+def ward_change_draws(idata: InferenceData, design: Design, *, multiplier: float | None = None) -> np.ndarray:
     """Posterior draws of every ward's change in the own unit, shape ``(sample, ward)``."""
     mult, _ = _unit(design, multiplier)
     ev = expected(idata.posterior, design)
@@ -111,7 +116,7 @@ def _ward_names(design: Design) -> list[str]:
     return [str(w) for w in design.coords["ward"]]
 
 
-def ward_change_table(idata, design: Design, *, multiplier: float | None = None) -> pd.DataFrame:
+def ward_change_table(idata: InferenceData, design: Design, *, multiplier: float | None = None) -> pd.DataFrame:
     """Each ward's change after the initiative, posterior and observed, in the own unit.
 
     A ward's change is its pooled post-period value minus its pooled base-period value
@@ -154,7 +159,7 @@ def ward_change_table(idata, design: Design, *, multiplier: float | None = None)
     }, columns=list(WARD_CHANGE_COLUMNS))
 
 
-def group_change_table(idata, design: Design, *, multiplier: float | None = None) -> pd.DataFrame:
+def group_change_table(idata: InferenceData, design: Design, *, multiplier: float | None = None) -> pd.DataFrame:
     """Each group's pooled change (post minus base), posterior and observed, own unit.
 
     These are ``change_nbi`` and ``change_benchmark`` of
@@ -183,7 +188,7 @@ def group_change_table(idata, design: Design, *, multiplier: float | None = None
     return pd.DataFrame(rows, columns=list(GROUP_CHANGE_COLUMNS))
 
 
-def pair_difference_table(idata, design: Design, *, multiplier: float | None = None,
+def pair_difference_table(idata: InferenceData, design: Design, *, multiplier: float | None = None,
                           lower_is_better: bool | None = None) -> pd.DataFrame:
     """Per matched pair (or set): the NBI ward's change minus its benchmarks' mean change.
 

@@ -25,13 +25,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
 from nbdid.families.priors import add_prior, data_name
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from nbdid.config import ModelConfig
 
 Z95 = 1.96
 """The normal quantile of the report's 95% intervals."""
@@ -149,7 +154,7 @@ class Family:
     def __repr__(self) -> str:
         return f"<family {self.name}>"
 
-    def likelihood_text(self, model_cfg: Any = None) -> str:
+    def likelihood_text(self, model_cfg: ModelConfig = None) -> str:
         """The likelihood in words, for the methods section of a report."""
         return f"a {self.name} likelihood, {self.link} link"
 
@@ -240,19 +245,19 @@ class Family:
         raise NotImplementedError  # required
 
     # ------------------------------------------------------------------ PyMC
-    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: Any) -> None:
+    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: ModelConfig) -> None:
         """Add the observed ``y`` (dims ``obs``) and any overdispersion terms to the
         current PyMC model.  ``cfg`` is a resolved :class:`nbdid.config.ModelConfig`."""
         raise NotImplementedError  # required
 
     @staticmethod
-    def _obs_sd(name: str, data: Mapping[str, Any], cfg: Any) -> Any:
+    def _obs_sd(name: str, data: Mapping[str, Any], cfg: ModelConfig) -> Any:
         """An observation-level SD (``sigma_od``, ``sigma_wp``) with the ``sigma_obs``
         prior of ``cfg`` (resolved: :func:`nbdid.models.priors.resolve_priors`)."""
         return add_prior(name, cfg.priors.sigma_obs, data[data_name("sigma_obs")])
 
     @classmethod
-    def _ward_period_effect(cls, eta: Any, cfg: Any, data: Mapping[str, Any]) -> Any:
+    def _ward_period_effect(cls, eta: Any, cfg: ModelConfig, data: Mapping[str, Any]) -> Any:
         """``eta`` plus a non-centred normal ward x period effect (``"ward_period"``)."""
         # imported here: PyMC takes seconds to import; only building a model needs it
         import pymc as pm
@@ -287,13 +292,13 @@ class Family:
         and observation, from link-scale draws ``eta``.  Required."""
         raise NotImplementedError
 
-    def draw(self, eta: np.ndarray, posterior: Any, arrays: Mapping[str, np.ndarray],
+    def draw(self, eta: np.ndarray, posterior: xr.Dataset, arrays: Mapping[str, np.ndarray],
              rng: np.random.Generator) -> np.ndarray:
         """Replicated observations given link-scale draws ``eta`` (observation-level
         effects already redrawn) and the posterior's family parameters.  Required."""
         raise NotImplementedError
 
-    def log_likelihood(self, eta: np.ndarray, posterior: Any, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    def log_likelihood(self, eta: np.ndarray, posterior: xr.Dataset, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         """Pointwise log-likelihood of the observed values given link-scale draws
         ``eta`` (observation-level effects included), per draw and observation, exactly
         as :meth:`add_likelihood`'s distribution computes it.  Required."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,11 @@ import pandas as pd
 from nbdid.errors import ModelError
 from nbdid.families.base import Z95, Fail, PooledStats, expit, logit
 from nbdid.families.counts import CountFamily
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from nbdid.config import ModelConfig
 
 
 class Binomial(CountFamily):
@@ -38,7 +43,7 @@ class Binomial(CountFamily):
     value_label = "share of the trials (count / exposure)"
     count_within_exposure = True
 
-    def likelihood_text(self, model_cfg: Any = None) -> str:
+    def likelihood_text(self, model_cfg: ModelConfig = None) -> str:
         """The likelihood in words, for the methods section of a report."""
         return "a binomial likelihood of the count out of its trials (people), logit link"
 
@@ -94,7 +99,7 @@ class Binomial(CountFamily):
         return float(np.log(p) - np.log1p(-p))
 
     # ------------------------------------------------------------------ PyMC
-    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: Any) -> None:
+    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: ModelConfig) -> None:
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -116,7 +121,7 @@ class Binomial(CountFamily):
     def expected(self, eta, arrays):
         return 1.0 / (1.0 + np.exp(-eta))
 
-    def draw(self, eta, posterior, arrays, rng):
+    def draw(self, eta, posterior: xr.Dataset, arrays, rng):
         p = 1.0 / (1.0 + np.exp(-eta))
         trials = np.round(arrays["exposure"]).astype(np.int64)
         if "sigma_od" in posterior:
@@ -125,7 +130,7 @@ class Binomial(CountFamily):
             p = rng.beta(p * kappa, (1 - p) * kappa)
         return rng.binomial(np.broadcast_to(trials, p.shape), p)
 
-    def log_likelihood(self, eta, posterior, arrays):
+    def log_likelihood(self, eta, posterior: xr.Dataset, arrays):
         from scipy import stats  # here: scipy.stats costs ~1 s, and reading a panel must not pay it
 
         y = arrays["count"]

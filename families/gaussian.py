@@ -27,13 +27,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from nbdid.errors import ModelError
 from nbdid.families.base import ColumnSpec, Fail, Family, PooledStats
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from nbdid.config import ModelConfig
 
 
 def _filled_n(n: np.ndarray) -> np.ndarray:
@@ -62,7 +67,7 @@ class Gaussian(Family):
     default_base = 0.0
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("ward_period", "none")
 
-    def likelihood_text(self, model_cfg: Any = None) -> str:
+    def likelihood_text(self, model_cfg: ModelConfig = None) -> str:
         """The likelihood in words, for the methods section of a report."""
         return ("a normal likelihood of each ward-period's value (its known SD where given, "
                 "else an estimated residual SD), identity link")
@@ -144,7 +149,7 @@ class Gaussian(Family):
         return sd if np.isfinite(sd) and sd > 0 else 1.0
 
     # ------------------------------------------------------------------ PyMC
-    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: Any) -> None:
+    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: ModelConfig) -> None:
         import pymc as pm
 
         if "sd_obs" in data:
@@ -161,7 +166,7 @@ class Gaussian(Family):
         pm.Normal("y", mu=eta, sigma=scale, observed=data["y_obs"], dims="obs")
 
     # ------------------------------------------------------------------ NumPy draws
-    def _scale(self, posterior, arrays) -> np.ndarray:
+    def _scale(self, posterior: xr.Dataset, arrays) -> np.ndarray:
         if self._known(arrays):
             var = np.asarray(arrays["sd"], dtype=float) ** 2
             if "sigma_wp" in posterior:
@@ -176,10 +181,10 @@ class Gaussian(Family):
     def expected(self, eta, arrays):
         return eta
 
-    def draw(self, eta, posterior, arrays, rng):
+    def draw(self, eta, posterior: xr.Dataset, arrays, rng):
         return eta + self._scale(posterior, arrays) * rng.standard_normal(eta.shape)
 
-    def log_likelihood(self, eta, posterior, arrays):
+    def log_likelihood(self, eta, posterior: xr.Dataset, arrays):
         from scipy import stats  # here: scipy.stats costs ~1 s, and reading a panel must not pay it
 
         return stats.norm.logpdf(arrays["value"], loc=eta, scale=self._scale(posterior, arrays))

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from nbdid.families.base import Z95, PooledStats
 from nbdid.families.counts import CountFamily
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from nbdid.config import ModelConfig
 
 
 class Poisson(CountFamily):
@@ -37,7 +42,7 @@ class Poisson(CountFamily):
     default_base = 0.08
     value_label = "rate per unit of exposure (count / exposure)"
 
-    def likelihood_text(self, model_cfg: Any = None) -> str:
+    def likelihood_text(self, model_cfg: ModelConfig = None) -> str:
         """The likelihood in words, for the methods section of a report."""
         return "a Poisson likelihood of the count with the log exposure as offset, log link"
 
@@ -66,7 +71,7 @@ class Poisson(CountFamily):
         return float(np.log(c / e))
 
     # ------------------------------------------------------------------ PyMC
-    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: Any) -> None:
+    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: ModelConfig) -> None:
         import pymc as pm
 
         if cfg.overdispersion == "ward_period":
@@ -82,14 +87,14 @@ class Poisson(CountFamily):
     def expected(self, eta, arrays):
         return np.exp(eta)
 
-    def draw(self, eta, posterior, arrays, rng):
+    def draw(self, eta, posterior: xr.Dataset, arrays, rng):
         mu = arrays["exposure"] * np.exp(eta)
         if "sigma_od" in posterior:
             alpha = 1.0 / posterior["sigma_od"].values[..., None] ** 2
             mu = rng.gamma(alpha, mu / alpha)
         return rng.poisson(mu)
 
-    def log_likelihood(self, eta, posterior, arrays):
+    def log_likelihood(self, eta, posterior: xr.Dataset, arrays):
         from scipy import stats  # here: scipy.stats costs ~1 s, and reading a panel must not pay it
 
         y = arrays["count"]

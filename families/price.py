@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from nbdid.errors import ModelError
 from nbdid.families.base import ColumnSpec, Fail, Family, PooledStats
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from nbdid.config import ModelConfig
 
 MIN_N_OWN_SD = 10
 """Ward-periods with fewer transactions use the pooled within SD of log prices."""
@@ -62,7 +67,7 @@ class Price(Family):
     value_label = "mean log price"
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("ward_period", "none")
 
-    def likelihood_text(self, model_cfg: Any = None) -> str:
+    def likelihood_text(self, model_cfg: ModelConfig = None) -> str:
         """The likelihood in words, for the methods section of a report."""
         t = getattr(model_cfg, "price_likelihood", "student_t") == "student_t"
         return (f"a {'Student-t' if t else 'normal'} likelihood of each ward-period's mean log "
@@ -145,7 +150,7 @@ class Price(Family):
         return float(np.sum(w * arrays["mean_log_price"][pre]) / np.sum(w))
 
     # ------------------------------------------------------------------ PyMC
-    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: Any) -> None:
+    def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: ModelConfig) -> None:
         import pymc as pm
 
         var = data["sd_within"] ** 2 / data["n_obs_tx"]
@@ -164,7 +169,7 @@ class Price(Family):
         """Expected arithmetic mean price (pounds): ``exp(eta + s**2 / 2)``."""
         return np.exp(eta + arrays["sd_within"] ** 2 / 2.0)
 
-    def draw(self, eta, posterior, arrays, rng):
+    def draw(self, eta, posterior: xr.Dataset, arrays, rng):
         var = arrays["sd_within"] ** 2 / arrays["n"]
         if "sigma_wp" in posterior:
             var = var + posterior["sigma_wp"].values[..., None] ** 2
@@ -175,7 +180,7 @@ class Price(Family):
             eps = rng.standard_normal(eta.shape)
         return eta + scale * eps
 
-    def log_likelihood(self, eta, posterior, arrays):
+    def log_likelihood(self, eta, posterior: xr.Dataset, arrays):
         from scipy import stats  # here: scipy.stats costs ~1 s, and reading a panel must not pay it
 
         y = arrays["mean_log_price"]

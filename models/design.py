@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,11 @@ from nbdid.families import Family, get_family
 from nbdid.families.price import pooled_within_sd
 from nbdid.families.priors import add_prior, data_name
 from nbdid.models.priors import prior_data, resolve_priors
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from nbdid.config import ModelConfig
 
 Form = Literal["centred", "non_centred"]
 ChangeForm = Literal["centred", "non_centred", "mixed"]
@@ -640,7 +645,7 @@ def _residual_df(design: Design, *, levels: bool, change: bool) -> _ResidualDf:
     return _ResidualDf(n_obs=n, n_mean=rank, by_group=by_group)
 
 
-def resolve_structure(design: Design, cfg) -> tuple:
+def resolve_structure(design: Design, cfg: ModelConfig) -> tuple:
     """The model structure the panel can identify, the resolved config and why.
 
     Decided from the panel, in this order (each rule is stated in the returned notes,
@@ -790,7 +795,7 @@ def resolve_structure(design: Design, cfg) -> tuple:
     return out, tuple(notes)
 
 
-def forms_for(design: Design, cfg) -> Design:
+def forms_for(design: Design, cfg: ModelConfig) -> Design:
     """``design`` with its change form adapted to the resolved ``cfg``: a ``"mixed"``
     change (each group in its own form, chosen from each group's own spread of change)
     is only right with group-specific change SDs; with one shared SD every ward's change
@@ -800,12 +805,12 @@ def forms_for(design: Design, cfg) -> Design:
     return design
 
 
-def resolve_model_config(design: Design, cfg):
+def resolve_model_config(design: Design, cfg: ModelConfig):
     """``cfg`` (a ModelConfig) resolved for ``design`` (:func:`resolve_structure`)."""
     return resolve_structure(design, cfg)[0]
 
 
-def structure_text(design: Design, cfg) -> str:
+def structure_text(design: Design, cfg: ModelConfig) -> str:
     """One line describing the resolved model structure of ``cfg`` for ``design``.
 
     E.g. ``"ward levels (centred), ward change (centred; SD per group), pair effects
@@ -856,7 +861,7 @@ DATA_DIMS: dict[str, tuple[str, ...]] = {"cov_ward": ("ward", "covariate"), "cov
 """``pm.Data`` containers with two dims."""
 
 
-def model_data(design: Design, cfg) -> dict[str, np.ndarray]:
+def model_data(design: Design, cfg: ModelConfig) -> dict[str, np.ndarray]:
     """Values of every ``pm.Data`` container of the model of ``design`` under the
     resolved ``cfg``: the design's arrays and the priors' parameters
     (:func:`nbdid.models.priors.prior_data`).  A compiled model is refitted on new data
@@ -874,7 +879,7 @@ def _dims(name: str, arr: np.ndarray) -> tuple[str, ...] | str | None:
     return "obs"
 
 
-def add_did_terms(design: Design, cfg):
+def add_did_terms(design: Design, cfg: ModelConfig):
     """Add the shared DiD linear predictor to the current PyMC model context.
 
     Ward levels are nested in groups and pairs, and (``cfg.ward_change``, the
@@ -1090,7 +1095,7 @@ def _covariate_terms(p, design: Design, *, treatment: bool) -> np.ndarray | floa
     return out
 
 
-def linear_predictor_draws(posterior, design: Design, *, counterfactual: bool = False):
+def linear_predictor_draws(posterior: xr.Dataset, design: Design, *, counterfactual: bool = False):
     """The linear predictor per draw and observation, recomputed from a posterior.
 
     Parameters
@@ -1126,7 +1131,7 @@ def linear_predictor_draws(posterior, design: Design, *, counterfactual: bool = 
     return eta
 
 
-def change_sd_draws(posterior, design: Design) -> np.ndarray:
+def change_sd_draws(posterior: xr.Dataset, design: Design) -> np.ndarray:
     """Each ward's change SD per draw, ``(chain, draw, ward)`` (group-specific or shared)."""
     p = posterior
     nbi = design.ward_treated.astype(bool)
@@ -1136,7 +1141,7 @@ def change_sd_draws(posterior, design: Design) -> np.ndarray:
     return np.broadcast_to(p["sigma_change"].values[..., None], p["sigma_change"].shape + (len(nbi),))
 
 
-def redraw_ward_change(posterior, design: Design, rng: np.random.Generator) -> np.ndarray:
+def redraw_ward_change(posterior: xr.Dataset, design: Design, rng: np.random.Generator) -> np.ndarray:
     """Linear-predictor shift that swaps each ward's change for a fresh draw.
 
     Posterior predictive replicates are "mixed": a ward's level is kept, and its

@@ -11,7 +11,7 @@ linear predictor from posterior draws and pass it through the family.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pymc as pm
@@ -25,8 +25,13 @@ from nbdid.models.design import (
 )
 from nbdid.models.priors import log_prior as _log_prior
 
+if TYPE_CHECKING:
+    import xarray as xr
 
-def build_model(design: Design, cfg: Any) -> pm.Model:
+    from nbdid.config import ModelConfig
+
+
+def build_model(design: Design, cfg: ModelConfig) -> pm.Model:
     """The PyMC model of ``design`` with the structure and priors of ``cfg``.
 
     Parameters
@@ -56,7 +61,7 @@ def build_model(design: Design, cfg: Any) -> pm.Model:
     return model
 
 
-def expected(posterior: Any, design: Design, *, counterfactual: bool = False) -> np.ndarray:
+def expected(posterior: xr.Dataset, design: Design, *, counterfactual: bool = False) -> np.ndarray:
     """Expected value per unit of weight, per draw and observation ``(chain, draw, obs)``:
     a proportion, a rate per unit exposure or an arithmetic mean price.
 
@@ -66,7 +71,7 @@ def expected(posterior: Any, design: Design, *, counterfactual: bool = False) ->
     return design.family.expected(eta, design.arrays)
 
 
-def replicate(posterior: Any, design: Design, rng: np.random.Generator) -> np.ndarray:
+def replicate(posterior: xr.Dataset, design: Design, rng: np.random.Generator) -> np.ndarray:
     """Replicated observations ``(chain, draw, obs)``.
 
     Replicates are "mixed": each ward's change is redrawn from its conditional
@@ -82,7 +87,7 @@ def replicate(posterior: Any, design: Design, rng: np.random.Generator) -> np.nd
     return design.family.draw(eta, posterior, design.arrays, rng)
 
 
-def log_likelihood(posterior: Any, design: Design) -> np.ndarray:
+def log_likelihood(posterior: xr.Dataset, design: Design) -> np.ndarray:
     """Pointwise log-likelihood of the observed values ``(chain, draw, obs)``.
 
     Conditional on every parameter of the model (observation-level effects included),
@@ -94,7 +99,7 @@ def log_likelihood(posterior: Any, design: Design) -> np.ndarray:
     return design.family.log_likelihood(eta, posterior, design.arrays)
 
 
-def log_prior(posterior: Any, cfg: Any) -> dict[str, np.ndarray]:
+def log_prior(posterior: xr.Dataset, cfg: ModelConfig) -> dict[str, np.ndarray]:
     """Log prior density of each draw per prior-carrying variable ``{name: (chain, draw)}``
     (:func:`nbdid.models.priors.log_prior`; ``cfg`` a resolved ModelConfig).  ArviZ's
     ``psens`` reads it from the ``log_prior`` group."""

@@ -12,12 +12,15 @@ sensitivity).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nbdid.config import DEFAULT_PRIORS, PRIOR_KEYS, SD_PRIOR_KEYS, Prior, Priors
 from nbdid.families.priors import data_name, log_density, prior_variable
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["PRIOR_VARIABLES", "log_prior", "prior_data", "prior_table", "prior_variables", "resolve_priors"]
 
@@ -75,7 +78,7 @@ def prior_data(priors: Priors) -> dict[str, np.ndarray]:
     return {data_name(k): np.asarray(getattr(priors, k).params, dtype="float64") for k in PRIOR_KEYS}
 
 
-def prior_variables(posterior: Any, priors: Priors) -> dict[str, tuple[str, Prior]]:
+def prior_variables(posterior: xr.Dataset, priors: Priors) -> dict[str, tuple[str, Prior]]:
     """The free variables of ``posterior`` that carry a prior: ``{variable: (key, prior)}``."""
     out = {}
     for key, names in PRIOR_VARIABLES.items():
@@ -87,7 +90,7 @@ def prior_variables(posterior: Any, priors: Priors) -> dict[str, tuple[str, Prio
     return out
 
 
-def log_prior(posterior: Any, priors: Priors) -> dict[str, np.ndarray]:
+def log_prior(posterior: xr.Dataset, priors: Priors) -> dict[str, np.ndarray]:
     """Log prior density of every posterior draw, per prior-carrying variable.
 
     Only the priors of the model's top-level parameters (:data:`PRIOR_VARIABLES`) are
@@ -108,7 +111,7 @@ def log_prior(posterior: Any, priors: Priors) -> dict[str, np.ndarray]:
     return out
 
 
-def prior_table(priors: Priors, posterior: Any = None) -> dict[str, str]:
+def prior_table(priors: Priors, posterior: xr.Dataset = None) -> dict[str, str]:
     """The priors as text by key (``{"did": "normal(0, 2.5)", ...}``), SD priors last;
     with ``posterior``, only those of variables in it (the priors the model used)."""
     keys = [k for k in PRIOR_KEYS if k not in SD_PRIOR_KEYS] + list(SD_PRIOR_KEYS)

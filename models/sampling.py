@@ -24,7 +24,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +35,14 @@ from nbdid.models.model import build_model
 from nbdid.models.progress import animated, compiling
 from nbdid.runtime import interruption, signals_seen
 
+if TYPE_CHECKING:
+    import xarray as xr
+    from arviz import InferenceData
 
-def structure_key(design: Design, model_cfg) -> tuple:
+    from nbdid.config import ModelConfig, SamplerConfig
+
+
+def structure_key(design: Design, model_cfg: ModelConfig) -> tuple:
     """Cache key: family, everything in the model config, event-study reference, shapes."""
     return (
         design.family.name,
@@ -54,7 +60,7 @@ def structure_key(design: Design, model_cfg) -> tuple:
     )
 
 
-def _resolved_structure(design: Design, model_cfg) -> tuple:
+def _resolved_structure(design: Design, model_cfg: ModelConfig) -> tuple:
     cfg = resolve_model_config(design, model_cfg)
     priors = tuple(getattr(cfg.priors, f.name).dist for f in dataclasses.fields(cfg.priors))
     return (cfg.ward_effects, cfg.ward_change, cfg.group_change_sd, cfg.ward_corr, cfg.overdispersion,
@@ -99,7 +105,7 @@ class CompiledModelCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def model_for(self, design: Design, model_cfg, *, set_data: bool = True):
+    def model_for(self, design: Design, model_cfg: ModelConfig, *, set_data: bool = True):
         """The (cached) PyMC model for ``design``'s structure, with ``design``'s data set.
 
         ``set_data=False`` skips ``pm.set_data`` on a cached model.  Keep it on before
@@ -122,10 +128,10 @@ class CompiledModelCache:
         return entry, key
 
     @staticmethod
-    def _data(design: Design, model_cfg) -> dict[str, Any]:
+    def _data(design: Design, model_cfg: ModelConfig) -> dict[str, Any]:
         return model_data(design, resolve_model_config(design, model_cfg))
 
-    def sample(self, design: Design, model_cfg, sampler_cfg) -> Any:
+    def sample(self, design: Design, model_cfg: ModelConfig, sampler_cfg: SamplerConfig) -> Any:
         """Sample the posterior of ``design`` (compiling only for a new key).
 
         Parameters
@@ -173,7 +179,7 @@ class CompiledModelCache:
 
     refit = sample
 
-    def _sample_nutpie(self, entry: _Entry, design: Design, cfg, *, key: tuple = (),
+    def _sample_nutpie(self, entry: _Entry, design: Design, cfg: SamplerConfig, *, key: tuple = (),
                        timing: dict | None = None) -> Any:
         # imported here: nutpie loads numba; only sampling needs it
         import nutpie
@@ -221,7 +227,7 @@ class CompiledModelCache:
         finally:
             timing["sampling_seconds"] = time.perf_counter() - t_sample
 
-    def _sample_pymc(self, entry: _Entry, cfg) -> Any:
+    def _sample_pymc(self, entry: _Entry, cfg: SamplerConfig) -> Any:
         # imported here: PyMC takes seconds to import; only building a model needs it
         import pymc as pm
 
@@ -247,7 +253,7 @@ class CompiledModelCache:
             raise
 
 
-def check_complete(idata: Any, sampler_cfg) -> None:
+def check_complete(idata: InferenceData, sampler_cfg: SamplerConfig) -> None:
     """Refuse a posterior with fewer chains or draws than asked for.
 
     PyMC's ``pm.sample`` (and nutpie's blocking sampler) answer Ctrl-C by returning
@@ -269,7 +275,7 @@ def check_complete(idata: Any, sampler_cfg) -> None:
         )
 
 
-def storage_precision(idata: Any, groups: tuple[str, ...] | None = None) -> Any:
+def storage_precision(idata: InferenceData, groups: tuple[str, ...] | None = None) -> Any:
     """Round the float64 draws of ``groups`` (all when ``None``) to float32 precision, in place.
 
     The arrays stay float64, so every table is computed from exactly the numbers the
@@ -287,7 +293,7 @@ def storage_precision(idata: Any, groups: tuple[str, ...] | None = None) -> Any:
     return idata
 
 
-def _free_names(model: Any, posterior: Any) -> list[str]:
+def _free_names(model: Any, posterior: xr.Dataset) -> list[str]:
     """The posterior variables of ``model``'s free parameters (a centred ``X_c`` dropped
     as equal to ``X`` is reported as ``X``)."""
     out = []
@@ -300,7 +306,7 @@ def _free_names(model: Any, posterior: Any) -> list[str]:
     return out
 
 
-def _without_transformed(idata: Any) -> Any:
+def _without_transformed(idata: InferenceData) -> Any:
     """Drop nutpie's unconstrained copies (``sigma_log__``) of constrained variables
     from the posterior, as PyMC's own sampler does, and a centred parameter
     (``ward_level_c``) equal draw for draw to its named quantity (``ward_level``)."""
@@ -321,7 +327,7 @@ def _without_transformed(idata: Any) -> Any:
     return idata
 
 
-def relabel(idata: Any, design: Design) -> Any:
+def relabel(idata: InferenceData, design: Design) -> Any:
     """Give every group of ``idata`` the coordinate labels of ``design``.
 
     A compiled nutpie model keeps the coords it was compiled with; after a refit on

@@ -181,3 +181,25 @@ def test_architecture_md_names_every_layer():
         for name in names:
             shown = "nbdid/__init__.py" if name == "__init__" else name
             assert f"`{shown}" in table, f"ARCHITECTURE.md's layer table does not name {shown}"
+
+
+CORE_TYPED = ("models", "families", "analysis", "workflow")
+"""Packages whose functions type the model core's objects."""
+
+
+def test_the_model_core_is_typed():
+    """``cfg``/``model_cfg``/``sampler_cfg``, ``idata`` and ``posterior`` parameters carry
+    their types (ModelConfig, SamplerConfig, InferenceData, xarray Dataset), not ``Any``."""
+    names = ("cfg", "model_cfg", "sampler_cfg", "idata", "posterior")
+    bad = []
+    for p in package_files():
+        rel = p.relative_to(REPO)
+        if top(rel) not in CORE_TYPED:
+            continue
+        for fn in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs:
+                if a.arg in names and (a.annotation is None or ast.unparse(a.annotation) == "Any"):
+                    bad.append(f"{rel}:{a.lineno} {fn.name}({a.arg})")
+    assert not bad, "annotate these parameters:\n" + "\n".join(bad)

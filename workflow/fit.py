@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import arviz as az
 import numpy as np
@@ -58,6 +58,9 @@ from nbdid.models.priors import prior_table
 from nbdid.models.sampling import CompiledModelCache, shared_cache, storage_precision
 from nbdid.outputs import prepare_out_dir, write_csv, write_netcdf
 from nbdid.provenance import SYNTHETIC_NOTICE, hash_frame, provenance_attrs
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 Progress = Callable[[str], None]
 """A function that shows one progress line (e.g. prints it on stderr)."""
@@ -241,7 +244,7 @@ class FitResult:
         return _figure_of(axes)
 
 
-def log_likelihood_dataset(posterior: Any, design: Design) -> xr.Dataset:
+def log_likelihood_dataset(posterior: xr.Dataset, design: Design) -> xr.Dataset:
     """The ``log_likelihood`` group of a fit (variable ``y``, dims ``chain, draw, obs``)."""
     ll = log_likelihood(posterior, design)
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
@@ -450,7 +453,7 @@ def fit(
                      loo_wards=lowo, timing=timing)
 
 
-def log_prior_dataset(posterior: Any, model_cfg: ModelConfig) -> xr.Dataset:
+def log_prior_dataset(posterior: xr.Dataset, model_cfg: ModelConfig) -> xr.Dataset:
     """The ``log_prior`` group of a fit: the log prior density of each draw per
     prior-carrying variable (:func:`nbdid.models.model.log_prior`)."""
     lp = log_prior(posterior, model_cfg)

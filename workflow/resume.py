@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -30,6 +30,9 @@ from nbdid.models.sampling import CompiledModelCache, relabel, shared_cache
 from nbdid.outputs import OutputSession, write_netcdf
 from nbdid.provenance import hash_frame
 from nbdid.version import __version__
+
+if TYPE_CHECKING:
+    from nbdid.config import ModelConfig, SamplerConfig
 
 POSTERIOR_DIR = "posteriors"
 REPLAYED_GROUPS = ("posterior", "sample_stats", "observed_data")
@@ -69,7 +72,7 @@ class ReplayCache:
         """Whether ``indicator``'s draws come from disk."""
         return indicator in self._saved
 
-    def sample(self, design: Any, model_cfg: Any, sampler_cfg: Any) -> Any:
+    def sample(self, design: Any, model_cfg: ModelConfig, sampler_cfg: SamplerConfig) -> Any:
         """The saved draws of ``design.indicator`` (once), else a fresh sample."""
         saved = self._saved.pop(design.indicator, None)
         if saved is None:
