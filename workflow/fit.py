@@ -557,6 +557,8 @@ class FitBatch:
 
     fits: dict[str, FitResult] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each indicator's fit (or of the attempt that failed)."""
 
 
 def fit_all(
@@ -569,6 +571,10 @@ def fit_all(
     validate: bool = True,
     progress: Progress | None = None,
     on_fit: Callable[[FitResult], None] | None = None,
+    seeds: Mapping[str, int] | None = None,
+    parameterizations: Mapping[str, str | None] | None = None,
+    failures_from: tuple[type[Exception], ...] = (ModelError,),
+    quiet: bool = True,
 ) -> FitBatch:
     """Fit several indicators of one panel, validating it once and compiling each model
     structure once.
@@ -591,6 +597,17 @@ def fit_all(
         Called with one line per step (``"[2/7] fitting crime ..."``).
     on_fit
         Called with each finished fit (e.g. to write it at once).
+    seeds
+        A sampler seed per indicator (default: the config's for every one); the sweep
+        derives one from the specification and the indicator.
+    parameterizations
+        A parameterisation per indicator overriding the config's (see :func:`fit`).
+    failures_from
+        Errors that make an indicator a failure (recorded in ``failures``) instead of
+        stopping the batch: :class:`~nbdid.errors.ModelError` by default; the sweep
+        records any :class:`~nbdid.errors.NbdidError` of a specification.
+    quiet
+        Suppress each fit's own progress lines (compiling, sampling).
 
     Returns
     -------
@@ -610,13 +627,18 @@ def fit_all(
     for i, key in enumerate(keys, 1):
         t0 = time.perf_counter()
         say(f"[{i}/{len(keys)}] fitting {key} ...")
+        cfg_k = cfg if seeds is None or key not in seeds else dataclasses.replace(
+            cfg, sampler=dataclasses.replace(cfg.sampler, seed=int(seeds[key])))
         try:
-            res = fit(panel, key, config=cfg, family=families.get(key), compiled_cache=cache,
-                      validate=False, quiet=True)
-        except ModelError as err:
+            res = fit(panel, key, config=cfg_k, family=families.get(key), compiled_cache=cache,
+                      validate=False, quiet=quiet,
+                      parameterization=(parameterizations or {}).get(key))
+        except failures_from as err:
             batch.failures[key] = str(err)
+            batch.seconds[key] = time.perf_counter() - t0
             say(f"[{i}/{len(keys)}] {key}: cannot be fitted: {err}")
             continue
+        batch.seconds[key] = time.perf_counter() - t0
         batch.fits[key] = res
         if on_fit is not None:
             on_fit(res)

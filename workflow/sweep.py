@@ -76,7 +76,7 @@ from nbdid.models.sampling import CompiledModelCache
 from nbdid.outputs import atomic_path, open_out_dir, write_csv, write_text
 from nbdid.provenance import SYNTHETIC_NOTICE, hash_frame, package_versions
 from nbdid.runtime import ignore_environment_notices, process_pool
-from nbdid.workflow.fit import fit
+from nbdid.workflow.fit import fit_all
 
 Executor = Literal["local", "dask"]
 
@@ -177,31 +177,29 @@ def fit_spec(task: SpecTask) -> pd.DataFrame:
     (``estimate``, 95% interval ``lower``/``upper``), ``prob_benefit``, the diagnostics
     ``gate``, sizes, timing and, when a fit is impossible, ``error``.
     """
-    rows = []
     if task.panel is None:
         return pd.DataFrame([_row(task, k) for k in task.indicators])
+    cfg = RunConfig(indicators=tuple(task.indicators), sampler=task.sampler, model=task.model,
+                    diagnostics=task.diagnostics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ignore_environment_notices()
+        batch = fit_all(task.panel, task.indicators, config=cfg, compiled_cache=worker_cache(),
+                        validate=False, quiet=False, failures_from=(NbdidError,),
+                        seeds={k: derived_seed(task.seed, task.spec_id, k) for k in task.indicators},
+                        parameterizations=task.parameterization)
+    rows = []
     for key in task.indicators:
-        t0 = time.perf_counter()
-        cfg = RunConfig(
-            indicators=(key,),
-            sampler=dataclasses.replace(task.sampler, seed=derived_seed(task.seed, task.spec_id, key)),
-            model=task.model,
-            diagnostics=task.diagnostics,
-        )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                ignore_environment_notices()
-                res = fit(task.panel, key, config=cfg, compiled_cache=worker_cache(),
-                          validate=False, parameterization=task.parameterization.get(key))
-            u = unit_did_row(res.summary)
-            rows.append(_row(task, key, estimate=float(u["mean"]), lower=float(u["q2.5"]),
-                             upper=float(u["q97.5"]), prob_benefit=float(u["prob_benefit"]),
-                             gate=str(res.diagnostics["gate"].iloc[0]), scale=str(u["scale"]),
-                             seconds=round(time.perf_counter() - t0, 2)))
-        except NbdidError as err:
-            rows.append(_row(task, key, error=str(err), gate="error",
-                             seconds=round(time.perf_counter() - t0, 2)))
+        seconds = round(batch.seconds.get(key, 0.0), 2)
+        if key in batch.failures:
+            rows.append(_row(task, key, error=batch.failures[key], gate="error", seconds=seconds))
+            continue
+        res = batch.fits[key]
+        u = unit_did_row(res.summary)
+        rows.append(_row(task, key, estimate=float(u["mean"]), lower=float(u["q2.5"]),
+                         upper=float(u["q97.5"]), prob_benefit=float(u["prob_benefit"]),
+                         gate=str(res.diagnostics["gate"].iloc[0]), scale=str(u["scale"]),
+                         seconds=seconds))
     return pd.DataFrame(rows)
 
 
