@@ -336,8 +336,8 @@ def _published_baseline(key: str, n_per_group: int = 29) -> dict[str, Any]:
 def _level_sds(family: str) -> tuple[float, float]:
     """Within-set ward SD and set SD from the measured ward SD and pair correlation."""
     gen = GeneratorConfig()
-    sd = {"binomial": gen.ward_sd_logit, "poisson": gen.ward_sd_rate, "price": gen.price_ward_sd}.get(
-        family, gen.ward_sd_rate)
+    fields = FAMILIES[family].generator_sd_fields if family in FAMILIES else None
+    sd = getattr(gen, fields[0]) if fields else gen.ward_sd_rate
     return sd * math.sqrt(1 - gen.pair_corr), sd * math.sqrt(gen.pair_corr)
 
 
@@ -870,7 +870,8 @@ def _what(key: str, family: str, ratio: float) -> str:
     title = INDICATORS[key].title if key in INDICATORS else key
     pct = abs(100.0 * (ratio - 1.0))
     direction = "fall" if ratio < 1 else "rise"
-    subject = f"the odds of {title}" if family == "binomial" else title
+    # a ratio on the logit scale is a ratio of odds
+    subject = f"the odds of {title}" if family in FAMILIES and FAMILIES[family].link == "logit" else title
     return f"a {pct:.0f}% {direction} in {subject} ({RATIO_WORDS.get(family, 'ratio')} {ratio:.2f})"
 
 

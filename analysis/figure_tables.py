@@ -107,7 +107,6 @@ def ppc_statistics(idata: InferenceData, design) -> pd.DataFrame:
     fam, arrays = design.family, design.arrays
     obs = np.asarray(design.y, dtype=float)
     val_rep, val_obs = fam.ppc_scale(rep, arrays), fam.ppc_scale(obs, arrays)
-    price = getattr(fam, "name", fam) == "price"
     parts = []
 
     def add(stat: str, kind: str, group: str, period: str, label: str, t_rep, t_obs) -> None:
@@ -118,7 +117,7 @@ def ppc_statistics(idata: InferenceData, design) -> pd.DataFrame:
             "p_value": _p(np.asarray(t_rep), float(t_obs)),
         }))
 
-    what = "mean log price" if price else "total events"
+    what = fam.ppc_total_label
     for g in GROUPS:
         is_g = design.treated == (1 if g == "nbi" else 0)
         for t, lab in enumerate(design.coords["period"]):

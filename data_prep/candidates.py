@@ -318,7 +318,7 @@ def _candidate_rows(study: pd.DataFrame, z_study: pd.Series, z: np.ndarray, ids:
                 pos = {w: i for i, w in enumerate(wards)}
                 idx = np.array([pos[d] for d in donor])
                 expo = np.maximum(1.0, np.round(de[idx] * size))
-                if ind.family == "binomial":
+                if get_family(ind.family).count_within_exposure:  # people out of trials
                     cnt = r.binomial(expo.astype(np.int64), special.expit(eta))
                 else:
                     cnt = r.poisson(expo * np.exp(eta))

@@ -254,7 +254,7 @@ def _calibrate_counts(ind: Indicator, raw: np.ndarray, exposure: np.ndarray, tot
     Binomial: a common logit shift of the smoothed ward proportions (counts stay below
     their trials).  Poisson: a common log shift (a rescaling).
     """
-    if ind.family == "binomial":
+    if get_family(ind.family).count_within_exposure:  # people out of trials
         logit = special.logit((raw + 0.5) / (exposure + 1.0))
 
         def gap(delta: float) -> float:
@@ -271,10 +271,7 @@ def _calibrate_counts(ind: Indicator, raw: np.ndarray, exposure: np.ndarray, tot
 
 def _count_rows(cfg: GeneratorConfig, ind: Indicator, w: pd.DataFrame, denoms, rv) -> list[dict]:
     rng = component_rng(cfg.seed, ind.key)
-    if ind.family == "binomial":
-        sd, change_sd, od = cfg.ward_sd_logit, cfg.change_sd_logit, cfg.overdispersion_logit
-    else:
-        sd, change_sd, od = cfg.ward_sd_rate, cfg.change_sd_rate, cfg.overdispersion_rate
+    sd, change_sd, od = (getattr(cfg, f) for f in get_family(ind.family).generator_sd_fields)
     u = _ward_effects(rng, w, sd, cfg.pair_corr)
     change = _ward_effects(rng, w, change_sd, cfg.pair_corr)
     rows = []
@@ -287,7 +284,7 @@ def _count_rows(cfg: GeneratorConfig, ind: Indicator, w: pd.DataFrame, denoms, r
             mask = (w["group"] == grp).to_numpy()
             value = float(rv.loc[(ind.key, grp, period), "value"])
             e = exposure[mask]
-            if ind.family == "binomial":
+            if get_family(ind.family).count_within_exposure:  # people out of trials
                 p = special.expit(special.logit(value / ind.multiplier) + eta[mask])
                 raw = rng.binomial(e, p)
             else:

@@ -142,6 +142,12 @@ class Family:
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("none",)
     value_label: ClassVar[str] = "value"
     """What :meth:`value_scale` gives, in words (an axis label)."""
+    ppc_total_label: ClassVar[str] = "total"
+    """What :meth:`ppc_total` gives, in words (the predictive check's group statistic)."""
+    generator_sd_fields: ClassVar[tuple[str, str, str] | None] = None
+    """Fields of :class:`nbdid.config.GeneratorConfig` holding the SDs of ward levels,
+    ward changes and observation-level noise of this family's synthetic panels (``None``:
+    the family has no calibrated synthetic indicator)."""
     is_count: ClassVar[bool] = False
     """A count out of an exposure (``count``, ``exposure``), simulated by count draws."""
     count_within_exposure: ClassVar[bool] = False

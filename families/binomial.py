@@ -42,6 +42,7 @@ class Binomial(CountFamily):
     default_base = 0.15
     value_label = "share of the trials (count / exposure)"
     count_within_exposure = True
+    generator_sd_fields = ("ward_sd_logit", "change_sd_logit", "overdispersion_logit")
 
     def likelihood_text(self, model_cfg: ModelConfig = None) -> str:
         """The likelihood in words, for the methods section of a report."""

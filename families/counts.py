@@ -26,6 +26,7 @@ class CountFamily(Family):
     y_dtype: ClassVar[str] = "int64"
     overdispersion_choices: ClassVar[tuple[str, ...]] = ("negbin", "ward_period", "none")
     is_count: ClassVar[bool] = True
+    ppc_total_label: ClassVar[str] = "total events"
 
     # ------------------------------------------------------------------ panel rows
     def check_rows(self, cols, rows, fail: Fail, *, require_deferred: bool = True) -> None:

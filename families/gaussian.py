@@ -52,6 +52,7 @@ class Gaussian(Family):
     name = "gaussian"
     link = "identity"
     ratio_scale = None
+    ppc_total_label = "mean value"
     description = "a continuous outcome on its own scale (a mean score, a log count); identity link"
     columns: ClassVar[tuple[ColumnSpec, ...]] = (
         ColumnSpec("value", "float64", "the ward-period outcome (a mean or a single measurement)"),

@@ -36,6 +36,7 @@ class Poisson(CountFamily):
     name = "poisson"
     link = "log"
     ratio_scale = "rate_ratio"
+    generator_sd_fields = ("ward_sd_rate", "change_sd_rate", "overdispersion_rate")
     description = "a count of events with an exposure (people or households); the value is a rate"
     default_multiplier = 1000.0
     default_unit = "per 1,000"

@@ -52,6 +52,8 @@ class Price(Family):
     name = "price"
     link = "log"
     ratio_scale = "price_ratio"
+    ppc_total_label = "mean log price"
+    generator_sd_fields = ("price_ward_sd", "price_change_sd", "price_within_sd")
     description = "a continuous positive quantity (property price in pounds), modelled on the log scale"
     columns: ClassVar[tuple[ColumnSpec, ...]] = (
         ColumnSpec("n", "Int64", "number of transactions (>= 1)"),

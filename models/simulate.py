@@ -20,7 +20,12 @@ import pandas as pd
 from nbdid.families import FAMILIES, family_columns, get_family
 from nbdid.registry import INDICATORS
 
-DEFAULT_KEYS = {"binomial": "out_of_work_benefits", "poisson": "crime", "price": "property_price"}
+DEFAULT_KEYS: dict[str, str] = {}
+for _key, _ind in INDICATORS.items():
+    DEFAULT_KEYS.setdefault(_ind.family, _key)
+"""Indicator key of simulated panels of each family: its first indicator in the registry
+(crime for Poisson, out-of-work benefits for binomial, property price for prices);
+a family without one uses its own name."""
 """Registry indicator written to simulated panels of each family (other families: the
 family's name)."""
 
