@@ -95,11 +95,6 @@ class Indicator:
     report_table: int
     report_chart: int
 
-    @property
-    def is_count(self) -> bool:
-        """True for binomial and Poisson indicators (count + exposure data)."""
-        return self.family in ("binomial", "poisson")
-
     def better(self, change: float) -> bool:
         """Whether a change (later minus earlier, or NBI minus benchmark) is an improvement."""
         return change < 0 if self.lower_is_better else change > 0

@@ -305,7 +305,7 @@ def _published_baseline(key: str, n_per_group: int = 29) -> dict[str, Any]:
     n, b = w.loc[(key, "nbi")], w.loc[(key, "benchmark")]
     m = ind.multiplier
     gen = GeneratorConfig()
-    if fam.name == "price":
+    if not fam.is_count:  # a mean of sales (prices)
         s = gen.price_within_sd
         link = np.log
         # the report's half-width of a pooled mean price: 1.96 v sqrt(exp(s^2) - 1) / sqrt(N)

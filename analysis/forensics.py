@@ -85,7 +85,7 @@ def implied_denominators(values: pd.DataFrame | None = None, *, z: float = Z95) 
         ind = INDICATORS[r.indicator]
         dv = 0.5 * 10 ** (-ind.decimals)
         dh = 0.5 * 10 ** (-ind.half_width_decimals)
-        if ind.family == "price":
+        if not get_family(ind.family).is_count:  # a mean of sales (prices)
             cv, cv_lo, cv_hi = PRICE_CV_ASSUMED
             implied = (z * cv * r.value / r.half_width) ** 2
             corners = [

@@ -301,7 +301,7 @@ def _candidate_rows(study: pd.DataFrame, z_study: pd.Series, z: np.ndarray, ids:
                 eta = level + a1 + b1 * z + cfg.residual_scale * s1 * r.standard_normal(n)
             row = {"indicator": key, "ward": ids, "period": period, "period_label": str(label),
                    "post": int(period > 0)}
-            if ind.family == "price":
+            if not get_family(ind.family).is_count:  # a mean of sales (prices)
                 dn = _wide(study, key, period, wards, "n").astype(float)
                 dsd = _wide(study, key, period, wards, "sd_log_price").astype(float)
                 pos = {w: i for i, w in enumerate(wards)}

@@ -100,7 +100,7 @@ def implied_denominator(ind: Indicator, value: float, half_width: float) -> floa
     Binomial: ``n = p (1 - p) / (h / 1.96)^2`` with ``p = value / 100``.
     Poisson: ``N = 1.96^2 * value * multiplier / h^2``.
     """
-    if not ind.is_count:
+    if not get_family(ind.family).is_count:
         raise ValueError(f"{ind.key} is a price indicator")
     return get_family(ind.family).implied_total(value, half_width, ind.multiplier)
 
@@ -130,7 +130,7 @@ def denominator_targets() -> pd.DataFrame:
     rows = []
     for r in rv.itertuples(index=False):
         ind = INDICATORS[r.indicator]
-        if not ind.is_count:
+        if not get_family(ind.family).is_count:
             continue
         key = ind.denominator_key
         source = DENOMINATOR_SOURCE.get(key)
@@ -389,7 +389,7 @@ def generate_panel(config: GeneratorConfig | None = None) -> pd.DataFrame:
     denoms = _denominators(cfg, w)
     rows: list[dict] = []
     for ind in INDICATORS.values():
-        if ind.is_count:
+        if get_family(ind.family).is_count:
             rows += _count_rows(cfg, ind, w, denoms, rv)
         else:
             rows += _price_rows(price_transactions(cfg, w, denoms, rv, ind), ind)
