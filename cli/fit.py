@@ -16,10 +16,6 @@ from nbdid.errors import InputError
 from nbdid.families import FAMILY_CHOICES, resolve_family
 from nbdid.outputs import check_out_dir, open_out_dir
 
-SUMMARY_NAME = "summary.csv"
-DIAG_COLUMNS = ["gate", "rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "bfmi_min",
-                "ppp_min", "ppp_max"]
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``fit`` sub-command."""

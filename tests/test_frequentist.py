@@ -474,3 +474,29 @@ def test_method_labels_are_defined_once_in_the_registry():
     assert an_assurance.METHOD_PROSE is fq.METHOD_PROSE
     assert set(fig_assurance.METHOD_STYLES) <= set(fq.METHOD_REGISTRY)
     assert not hasattr(fig_concordance, "SHORT_LABELS") and not hasattr(an_assurance, "METHOD_NAMES")
+
+
+def test_a_new_method_is_one_registry_entry(monkeypatch):
+    """Adding a frequentist method is one :class:`Method` in ``METHOD_REGISTRY``: its
+    :class:`MethodResult` rows appear in the analysis beside the others."""
+    import dataclasses
+
+    paired = fq.METHOD_REGISTRY["paired_t"]
+
+    def half(data, settings):
+        r = paired.run(data, settings)
+        assert isinstance(r, fq.MethodResult)
+        return dataclasses.replace(r, method="half_paired", estimate=r.estimate / 2)
+
+    extra = fq.Method("half_paired", "half the paired difference", "half", "half paired",
+                      "half the paired difference", half)
+    monkeypatch.setitem(fq.METHOD_REGISTRY, "half_paired", extra)
+    out = fq.analyse(load_default_panel(), "crime", draws=50)
+    rows = out.set_index("method")
+    assert list(out["method"])[-1] == "half_paired"
+    assert rows.loc["half_paired", "estimate"] == pytest.approx(rows.loc["paired_t", "estimate"] / 2)
+    for key, m in fq.METHOD_REGISTRY.items():
+        if key != "half_paired":
+            res = m.run(fq.prepare(load_default_panel(), "crime"),
+                        fq.AnalysisSettings(draws=50, seed=1, exact_max=10))
+            assert isinstance(res, fq.MethodResult) and res.method == key
