@@ -818,7 +818,6 @@ def from_dict(cls: type, data: dict[str, Any], *, file: str | None = None, prefi
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-
         close = difflib.get_close_matches(unknown[0], names, n=1)
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
         raise InputError(f"unknown setting '{prefix}{unknown[0]}'{hint}", file=file)

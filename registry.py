@@ -254,7 +254,6 @@ def get_indicator(key: str) -> Indicator:
     try:
         return INDICATORS[key]
     except KeyError:
-
         close = difflib.get_close_matches(str(key), INDICATOR_KEYS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise InputError(

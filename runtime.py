@@ -108,7 +108,6 @@ def _set_parent_death_signal(sig: int) -> bool:
     """Ask Linux to send ``sig`` to this process when its parent dies (prctl)."""
     if not sys.platform.startswith("linux"):
         return False
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
@@ -119,7 +118,6 @@ def _set_parent_death_signal(sig: int) -> bool:
 def _watch_parent(parent_pid: int | None) -> None:
     """Exit this process as soon as its parent is gone (a daemon thread waits on the
     multiprocessing parent's sentinel pipe, else polls the parent PID)."""
-
     parent = mp.parent_process()
 
     def wait_for_parent_pipe() -> None:
@@ -172,7 +170,6 @@ def _quiet_resource_tracker() -> None:
     cleans up, after nbdid's own one-line message.  Those warnings are about the
     standard library's bookkeeping, not the user's results, so they are not shown.
     """
-
     if getattr(resource_tracker._resource_tracker, "_fd", None) is not None:
         return  # already running
     try:

@@ -148,7 +148,6 @@ def prior_sensitivity(idata: InferenceData, design: Design, priors, config=None)
         at or above the threshold, likelihood sensitivity below it) or ``"prior-data
         conflict"`` (both at or above it).
     """
-
     # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 
@@ -208,7 +207,6 @@ def loo_summary(idata: InferenceData, *, reff: float | None = None) -> dict[str,
         change and two periods each observation has its own effect, so expect many;
         compare structures with leave-one-ward-out cross-validation then).
     """
-
     # imported here: ArviZ takes seconds to import (xarray, scipy, matplotlib); only fitted results need it
     import arviz as az
 

@@ -16,8 +16,6 @@ Functions return DataFrames (or, for ArviZ, InferenceData) and never draw.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -25,9 +23,6 @@ import pandas as pd
 from nbdid.analysis.comparison import forest_data
 from nbdid.analysis.diagnostics import ppc_replicates
 from nbdid.registry import GROUP_LABELS, GROUPS
-
-if TYPE_CHECKING:
-    from arviz import InferenceData
 
 PPC_COLUMNS: tuple[str, ...] = (
     "indicator", "statistic", "kind", "group", "period", "label", "draw", "replicated",
@@ -74,7 +69,7 @@ def _p(t_rep: np.ndarray, t_obs: float) -> float:
     return float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
 
 
-def ppc_statistics(idata: InferenceData, design) -> pd.DataFrame:
+def ppc_statistics(idata: az.InferenceData, design) -> pd.DataFrame:
     """Replicated and observed statistics of the posterior predictive check of a fit.
 
     The statistics and p-values are those of
@@ -136,7 +131,7 @@ PPC_VALUE_DRAWS = 100
 """Replicated data sets :func:`ppc_values` keeps (evenly spaced over the posterior draws)."""
 
 
-def ppc_values(idata: InferenceData, design, *, max_draws: int = PPC_VALUE_DRAWS) -> az.InferenceData:
+def ppc_values(idata: az.InferenceData, design, *, max_draws: int = PPC_VALUE_DRAWS) -> az.InferenceData:
     """Observed and replicated ward-period values of a fit on the indicator's own scale.
 
     The values are the family's :meth:`~nbdid.families.Family.value_scale` of the

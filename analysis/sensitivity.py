@@ -205,7 +205,6 @@ def _table(data: dict, key: str, file: str | None) -> dict:
 def _unknown(data: dict, allowed: set[str], prefix: str, file: str | None) -> None:
     bad = sorted(set(data) - allowed)
     if bad:
-
         close = difflib.get_close_matches(bad[0], allowed, n=1)
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
         raise InputError(f"unknown setting '{prefix}{bad[0]}'{hint}", file=file)

@@ -684,7 +684,6 @@ def read_panel(
     except pd.errors.ParserError as err:
         msg = str(err).strip().splitlines()[-1] if str(err).strip() else "malformed CSV"
         line = None
-
         m = re.search(r"line (\d+)", msg)
         if m:
             line = int(m.group(1))

@@ -460,7 +460,6 @@ def read_design(
         Naming file, line and column for unknown groups, codes or ward names.
     """
     p = Path(path)
-
     text = read_text(p)
     df = pd.read_csv(io.StringIO(text), dtype="string", keep_default_na=False, na_values=[""])
     df.columns = [c.strip() for c in df.columns]

@@ -246,8 +246,6 @@ class Cache:
     # -- manifest ------------------------------------------------------------------------
     def record_manifest(self, key: str, meta: dict[str, Any]) -> None:
         """Add or replace ``key`` in ``manifest.json`` (under a lock, atomically)."""
-        from filelock import FileLock
-
         self.root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.manifest_path) + ".lock", timeout=600):
             try:

@@ -57,7 +57,6 @@ _ACTIVE: dict[str, Any] = {}
 def versions_tag() -> str:
     """Short hash of the Python version and the versions of the compiling packages:
     the name of this installation's cache subfolder (another version, another folder)."""
-
     parts = [platform.python_version(), platform.machine()]
     for name in _VERSIONED:
         try:

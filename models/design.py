@@ -691,9 +691,7 @@ def resolve_structure(design: Design, cfg: ModelConfig) -> tuple:
     tuple
         ``(resolved ModelConfig, notes)`` (``notes`` a tuple of one-line strings).
         Resolving a resolved config returns it unchanged.
-
     """
-
     notes: list[str] = list(design.notes)
     sizes = {g: int(np.sum(design.ward_group == g)) for g in ("nbi", "benchmark")}
     has_change = np.asarray(design.ward_has_change, dtype=bool)

@@ -20,9 +20,7 @@ import pandas as pd
 from nbdid.families import FAMILIES, family_columns, get_family
 from nbdid.registry import INDICATORS
 
-DEFAULT_KEYS: dict[str, str] = {}
-for _key, _ind in INDICATORS.items():
-    DEFAULT_KEYS.setdefault(_ind.family, _key)
+DEFAULT_KEYS: dict[str, str] = {ind.family: key for key, ind in reversed(INDICATORS.items())}
 """Indicator key of simulated panels of each family: its first indicator in the registry
 (crime for Poisson, out-of-work benefits for binomial, property price for prices);
 a family without one uses its own name."""

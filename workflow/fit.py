@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
+from scipy.special import logsumexp
 
 from nbdid.analysis.comparison import unit_did_row
 from nbdid.analysis.diagnostics import diagnose, mark_gate, ppc_replicates
@@ -58,9 +59,6 @@ from nbdid.models.priors import prior_table
 from nbdid.models.sampling import CompiledModelCache, shared_cache, storage_precision
 from nbdid.outputs import prepare_out_dir, write_csv, write_netcdf
 from nbdid.provenance import SYNTHETIC_NOTICE, hash_frame, provenance_attrs
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 Progress = Callable[[str], None]
 """A function that shows one progress line (e.g. prints it on stderr)."""
@@ -496,9 +494,6 @@ def loo_wards_table(design: Design, model_cfg: ModelConfig, sampler: SamplerConf
         One row per ward: :data:`LOO_WARDS_COLUMNS` (``elpd`` the held-out ward's log
         predictive density; divergences and largest R-hat of its refit).
     """
-    # imported here: scipy loads only where a prior density is evaluated (not at CLI start-up)
-    from scipy.special import logsumexp
-
     cache = cache if cache is not None else shared_cache()
     rows = []
     wards = design.coords["ward"]

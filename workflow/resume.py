@@ -20,19 +20,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from nbdid.config import RunConfig, to_toml
+from nbdid.config import ModelConfig, RunConfig, SamplerConfig, to_toml
 from nbdid.errors import InputError
 from nbdid.models.sampling import CompiledModelCache, relabel, shared_cache
 from nbdid.outputs import OutputSession, write_netcdf
 from nbdid.provenance import hash_frame
 from nbdid.version import __version__
-
-if TYPE_CHECKING:
-    from nbdid.config import ModelConfig, SamplerConfig
 
 POSTERIOR_DIR = "posteriors"
 REPLAYED_GROUPS = ("posterior", "sample_stats", "observed_data")
