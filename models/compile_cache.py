@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import platform
 import threading
@@ -240,6 +241,7 @@ def persistent_compile(structure: str) -> Iterator[dict[str, Any]]:
     locks.mkdir(parents=True, exist_ok=True)
     tag = hashlib.sha256(structure.encode()).hexdigest()[:24]
     index_lock = FileLock(str(locks / "numba-index.lock"))
+    register_cacheable_special_functions()
     with FileLock(str(locks / f"{tag}.lock")), _PATCH_LOCK:
         _install_locator()
         real_key = caching.FunctionCache._index_key
@@ -285,3 +287,58 @@ def persistent_compile(structure: str) -> Iterator[dict[str, Any]]:
             caching.FunctionCache._index_key = real_key
             caching.IndexDataCacheFile.save = real_save
             caching.IndexDataCacheFile.load = real_load
+
+
+# ----------------------------------------------------- special functions PyTensor cannot cache
+
+
+_DIGAMMA_KEY = "nbdid-digamma-v1"
+_REGISTERED: list[bool] = []
+
+
+def digamma(x: float) -> float:
+    """The digamma function in plain Python/Numba (no C function pointer).
+
+    Recurrence ``psi(x) = psi(x + 1) - 1/x`` up to ``x >= 10``, then the asymptotic
+    series to ``x**-14`` (error below 1e-16 there); reflection for ``x < 0``.  Matches
+    ``scipy.special.digamma`` to about 1e-14 relative (tested); ``nan`` at the poles.
+    """
+    if math.isnan(x):
+        return x
+    result = 0.0
+    if x <= 0.0:
+        if x == math.floor(x):
+            return math.nan
+        result = -math.pi / math.tan(math.pi * x)
+        x = 1.0 - x
+    while x < 10.0:
+        result -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    series = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (
+        1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 + f * (-1.0 / 12)))))))
+    return result + math.log(x) - 0.5 / x + series
+
+
+def register_cacheable_special_functions() -> None:
+    """Give PyTensor's Numba backend a cacheable digamma (once per process).
+
+    PyTensor implements ``psi`` (digamma; the gradient of ``gammaln``, e.g. of a
+    Student-t's degrees of freedom) by calling SciPy's Cython function through a
+    pointer, which Numba cannot cache, so every graph holding it (the property-price
+    model) was compiled afresh in every process (20 s) despite the disk cache.  This
+    registers :func:`digamma` for PyTensor's ``Psi`` op with its own cache key.
+    """
+    if _REGISTERED:
+        return
+    # imported here: PyTensor and numba load with PyMC, only when a model is compiled
+    from pytensor.link.numba.dispatch import basic as numba_basic
+    from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
+    from pytensor.link.numba.dispatch.scalar import scalar_op_cache_key
+    from pytensor.scalar.math import Psi
+
+    @register_funcify_and_cache_key(Psi)
+    def _numba_funcify_psi(op: Any, node: Any = None, **kwargs: Any) -> tuple[Any, str]:
+        return numba_basic.numba_njit(digamma), scalar_op_cache_key(op, impl=_DIGAMMA_KEY)
+
+    _REGISTERED.append(True)
