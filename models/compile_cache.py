@@ -335,6 +335,7 @@ def register_cacheable_special_functions() -> None:
     from pytensor.link.numba.dispatch import basic as numba_basic
     from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
     from pytensor.link.numba.dispatch.scalar import scalar_op_cache_key
+    # imported here: as above (PyTensor loads with PyMC)
     from pytensor.scalar.math import Psi
 
     @register_funcify_and_cache_key(Psi)

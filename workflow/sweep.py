@@ -1,37 +1,49 @@
 """Running a sensitivity sweep (``nbdid sensitivity``): local worker processes or a Dask
 cluster, resumable.
 
-:func:`run_sweep` expands the sweep file's grid (:mod:`nbdid.analysis.sensitivity`),
-builds every specification's panel in the calling process (cheap: matching and
-subsetting), and fits the specifications with the same pure function,
-:func:`fit_spec`, either
+:func:`run_sweep` expands the sweep file's grid (:mod:`nbdid.analysis.sensitivity`)
+into small, lazy tasks (:class:`SpecTask`: a specification's choices, id and settings,
+no data; a few kilobytes pickled), skips the specifications already written, and sends
+the rest to the workers.  Each worker receives the candidate pool once, builds each
+specification's panel itself (:func:`resolve_task`: the matching and subsetting) and
+fits it (:func:`fit_spec`); :func:`run_spec` does both.  The workers run either
 
 * in local worker processes (``executor="local"``, default): one single-process
   :class:`concurrent.futures.ProcessPoolExecutor` (``spawn`` context) per worker, so
-  that each worker owns one :class:`~nbdid.models.sampling.CompiledModelCache`; or
+  that each worker owns one :class:`~nbdid.models.sampling.CompiledModelCache`; the
+  pool is the first thing each process receives (:func:`install_shared`); or
 * on an existing Dask cluster (``executor="dask"``, ``scheduler=ADDRESS``): the same
-  function submitted with ``dask.distributed.Client(address).submit``.
+  function submitted with ``dask.distributed.Client(address).submit``, the pool
+  scattered to every worker once (``client.scatter(pool, broadcast=True)``).
+
+So a sweep of 1,000 specifications starts fitting within seconds: nothing is matched
+in the calling process.
 
 Compiling a model (~20 s) costs far more than a warm refit (~1 s), and a compiled
 model is reusable only for the same model structure and dimension sizes.  So the
-specifications are grouped by *signature* (model settings + every indicator's
-design sizes) and each group is given to one worker ("lane"), in order; a large
-group is split over idle workers when that pays (it costs one more compilation per
-family).  Each worker therefore compiles each structure once.
+specifications are grouped by what is known before their panels are built (the
+specification's model settings and the indicators: :attr:`SpecTask.signature`) and
+each group is given to one worker ("lane"), in order; a large group is split over idle
+workers when that pays (it costs one more compilation per family).  A worker compiles
+each structure it meets once (its compiled-model cache); specifications whose matching
+changes the design sizes add structures within their lane.
 
 Every finished specification is written at once, atomically, to
 ``specs/spec_<ID>.csv`` (all indicators' rows and the specification's choices).  The
 ID is a stable hash of the resolved choices, the data and the sweep settings, so a
-rerun skips the specifications already written and an interrupted sweep loses only
-the fits in progress.  Seeds are derived from the sweep seed and the specification
-hash, so results do not depend on execution order or executor.
+rerun skips the specifications already written (before anything is built) and an
+interrupted sweep loses only the fits in progress.  Seeds are derived from the sweep
+seed and the specification hash, so results do not depend on execution order or
+executor.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import pickle
 import threading
 import time
 import warnings
@@ -90,31 +102,88 @@ FIT_REVISION = 2
 changes a specification's numbers, so that resuming never reuses stale files
 (2: forms chosen per specification instead of once per sweep)."""
 
+MAX_TASK_BYTES = 10_000
+"""Upper bound of a pickled :class:`SpecTask` (tested): tasks carry no data."""
+
 
 # ----------------------------------------------------------------------------------------
-# the pure per-specification function
+# tasks: what is sent (small), and what a worker builds from it
 # ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SpecTask:
-    """Everything a worker needs to fit one specification (picklable).
+    """One specification to fit, as sent to a worker: what identifies it, no data.
+
+    Built for the whole grid in the calling process in well under a second per
+    thousand specifications; a worker turns it into a :class:`ResolvedTask` with the
+    candidate pool it received once (:func:`resolve_task`).  Pickled, a task is a few
+    kilobytes (:data:`MAX_TASK_BYTES`).
 
     Attributes
     ----------
     spec_id
         Stable id (first 16 hex digits of the specification hash).
+    is_main
+        Whether this is the study's main specification.
+    spec
+        The specification (matching, sample and model choices).
     choices
         The specification's choices (CSV columns).
+    indicators
+        Indicators to fit.
+    sampler, model, diagnostics
+        The sampler, the specification's own model (grid choices applied; no pair
+        effects with replacement) and the gate's thresholds.
+    seed
+        The sweep seed (each fit's seed is derived from it and the id).
+    balance
+        Balance covariates (``max_abs_smd``, ``drop_poor_balance``).
+    pool_key
+        Id of the candidate pool the worker resolves against (:func:`shared_object`).
+    synthetic
+        Whether the data are synthetic.
+    signature
+        What is known of the model structure before the panel is built (model
+        settings and indicators): the lane key of :func:`plan_lanes`.
+    """
+
+    spec_id: str
+    is_main: bool
+    spec: Spec
+    choices: dict[str, Any]
+    indicators: tuple[str, ...]
+    sampler: SamplerConfig
+    model: ModelConfig
+    diagnostics: DiagnosticsConfig
+    seed: int
+    balance: tuple[str, ...] = ()
+    pool_key: str = ""
+    synthetic: bool = False
+    signature: tuple = ()
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    """A specification with its panel built, ready to fit (:func:`fit_spec`).
+
+    Attributes
+    ----------
+    spec_id, is_main, choices, indicators, sampler, model, diagnostics, seed, synthetic
+        As in :class:`SpecTask`.
     panel
         The specification's panel (``None`` when it could not be built: ``error``).
     parameterization
         Per indicator, the centred/non-centred form of ward levels, ward changes and
         pair effects, chosen on this specification's own design (see
         :func:`specification_forms`).
+    n_pairs, n_wards, max_abs_smd
+        Matched sets, wards and the largest absolute standardised difference.
+    error
+        Why the panel could not be built (``""`` when it was).
     signature
-        Model structure + design sizes (specifications with equal signatures share
-        compiled models).
+        Model structure + design sizes + forms (specifications with equal signatures
+        share compiled models).
     """
 
     spec_id: str
@@ -133,6 +202,61 @@ class SpecTask:
     error: str = ""
     signature: tuple = ()
     synthetic: bool = False
+
+
+def specification_forms(panel: pd.DataFrame | None, indicators: tuple[str, ...],
+                        model: ModelConfig) -> dict[str, dict[str, str]]:
+    """Centred/non-centred forms per indicator for one specification's design.
+
+    With ``parameterization = "auto"`` each indicator's forms are chosen on the
+    specification's own panel (:func:`nbdid.models.design.choose_parameterization`), as
+    ``nbdid fit`` would: a re-matched design can need other forms than the report's
+    pairs (closer pairs make pair effects larger against ward effects).  The forms
+    are part of the resolved signature, so specifications with equal forms and shapes
+    still share one compiled model.
+    """
+    out: dict[str, dict[str, str]] = {}
+    if panel is None:
+        return out
+    for key in indicators:
+        fam = resolve_family(key, None).family
+        try:
+            d = build_design(panel, key, fam, pair_effects=model.pair_effects,
+                             event_study=model.event_study,
+                             reference_period=model.reference_period,
+                             parameterization=model.parameterization)
+        except NbdidError:
+            continue  # the fit reports the error
+        out[key] = d.forms
+    return out
+
+
+def resolve_task(task: SpecTask, pool: CandidatePool) -> ResolvedTask:
+    """Build a task's panel from the candidate pool (on the worker).
+
+    The matching (:func:`nbdid.analysis.sensitivity.resolve_spec`), the forms
+    (:func:`specification_forms`) and the resolved signature.  A specification whose
+    matching fails gets ``panel=None`` and its ``error``; :func:`fit_spec` turns it
+    into error rows.
+    """
+    res = resolve_spec(task.spec, pool, balance_covariates=task.balance)
+    forms = specification_forms(res.panel, task.indicators, task.model)
+    sig: tuple = ()
+    if res.panel is not None:
+        sig = (dataclasses.astuple(task.model), shape_signature(res.panel, task.indicators),
+               tuple(sorted((k, tuple(sorted(v.items()))) for k, v in forms.items())))
+    return ResolvedTask(
+        spec_id=task.spec_id, is_main=task.is_main, choices=task.choices, panel=res.panel,
+        indicators=task.indicators, sampler=task.sampler, model=task.model,
+        diagnostics=task.diagnostics, parameterization=forms, seed=task.seed,
+        n_pairs=res.n_sets, n_wards=res.n_wards, max_abs_smd=res.max_abs_smd, error=res.error,
+        signature=sig, synthetic=task.synthetic,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# per-worker state: compiled models and the objects sent once
+# ----------------------------------------------------------------------------------------
 
 
 _LOCAL = threading.local()
@@ -157,7 +281,47 @@ def worker_compilations() -> tuple[int, int]:
     return os.getpid(), sum(c.compile_count for c in _CACHES)
 
 
-def _row(task: SpecTask, key: str, **values) -> dict[str, Any]:
+_SHARED: dict[str, Any] = {}
+"""Objects sent once to this (worker) process, by key (:func:`install_shared`)."""
+
+
+def install_shared(key: str, payload: bytes) -> int:
+    """Keep the pickled object ``payload`` in this process under ``key``.
+
+    A local worker's first task (a one-process pool runs its tasks in submission
+    order, so every later task finds it with :func:`shared_object`).  Returns the
+    pickled size (for the record).
+    """
+    if key not in _SHARED:
+        _SHARED[key] = pickle.loads(payload)  # sent by this sweep's own parent process
+    return len(payload)
+
+
+def shared_object(key: str) -> Any:
+    """The object installed in this process under ``key`` (:func:`install_shared`).
+
+    Raises
+    ------
+    RuntimeError
+        If nothing was installed under ``key`` (a worker that missed its first task).
+    """
+    try:
+        return _SHARED[key]
+    except KeyError:
+        raise RuntimeError(f"this worker process has not received the candidate pool {key}") from None
+
+
+def pool_key(data_hash: str) -> str:
+    """Id of a candidate pool (from its data hash), as carried by every task."""
+    return hashlib.sha256(data_hash.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------
+# the pure per-specification functions
+# ----------------------------------------------------------------------------------------
+
+
+def _row(task: ResolvedTask, key: str, **values) -> dict[str, Any]:
     synthetic = task.synthetic
     base = {"spec_id": task.spec_id, "is_main": task.is_main, **task.choices, "indicator": key,
             "estimate": float("nan"), "lower": float("nan"), "upper": float("nan"),
@@ -170,8 +334,8 @@ def _row(task: SpecTask, key: str, **values) -> dict[str, Any]:
     return base
 
 
-def fit_spec(task: SpecTask) -> pd.DataFrame:
-    """Fit every indicator of one specification (the function workers run).
+def fit_spec(task: ResolvedTask) -> pd.DataFrame:
+    """Fit every indicator of one resolved specification.
 
     Returns one row per indicator: the choices, the posterior own-unit DiD
     (``estimate``, 95% interval ``lower``/``upper``), ``prob_benefit``, the diagnostics
@@ -203,6 +367,27 @@ def fit_spec(task: SpecTask) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_spec(task: SpecTask, pool: CandidatePool | None = None) -> pd.DataFrame:
+    """Build one specification's panel and fit it (the function workers run).
+
+    Parameters
+    ----------
+    task
+        The specification (:class:`SpecTask`).
+    pool
+        The candidate pool (a Dask worker gets the scattered pool); ``None``: the one
+        this process received once (:func:`install_shared`, local workers).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`fit_spec`'s rows (error rows when the matching fails).
+    """
+    if pool is None:
+        pool = shared_object(task.pool_key)
+    return fit_spec(resolve_task(task, pool))
+
+
 # ----------------------------------------------------------------------------------------
 # scheduling
 # ----------------------------------------------------------------------------------------
@@ -211,7 +396,10 @@ def fit_spec(task: SpecTask) -> pd.DataFrame:
 def plan_lanes(tasks: list[SpecTask], n_lanes: int) -> list[list[SpecTask]]:
     """Assign tasks to ``n_lanes`` workers, keeping equal signatures together.
 
-    Groups of equal signature are split in halves while there are idle lanes and a
+    A task's ``signature`` is what is known of its model structure before it runs (for
+    a :class:`SpecTask`: the model settings and indicators); design sizes that the
+    matching decides are met by the worker's compiled-model cache.  Groups of equal
+    signature are split in halves while there are idle lanes and a
     group has at least ``2 * COMPILE_COST_SPECS`` tasks; the chunks are then placed
     longest first on the least loaded lane (cost = tasks + one compilation).
     """
@@ -265,28 +453,40 @@ class Progress:
         self._bar.__exit__(None, None, None)
 
 
-def _run_local(lanes: list[list[SpecTask]], on_done: Callable[[SpecTask, pd.DataFrame], None],
-               fn: Callable[[Any], pd.DataFrame] = fit_spec) -> int:
-    """Run each lane in its own worker process; returns the models the workers compiled."""
+def _run_local(lanes: list[list[Any]], on_done: Callable[[Any, pd.DataFrame], None],
+               fn: Callable[..., pd.DataFrame] = run_spec,
+               shared: tuple[str, Any] | None = None) -> int:
+    """Run each lane in its own worker process; returns the models the workers compiled.
+
+    ``shared``: ``(key, object)`` sent once to each worker process, before its first
+    task (:func:`install_shared`; ``fn`` finds it with :func:`shared_object`).  Tasks
+    are submitted as they are (``fn(task)``), so they stay small.
+    """
     # workers exit when this process dies, by any signal (nbdid.runtime.die_with_parent)
-    pools = [process_pool(1) for _ in lanes]
+    executors = [process_pool(1) for _ in lanes]
     interrupted = False
     try:
+        if shared is not None:
+            payload = pickle.dumps(shared[1], protocol=pickle.HIGHEST_PROTOCOL)  # pickled once
+            installs = [ex.submit(install_shared, shared[0], payload) for ex in executors]
         futures = {}
-        for pool, lane in zip(pools, lanes, strict=True):
+        for ex, lane in zip(executors, lanes, strict=True):
             for task in lane:  # a one-process pool runs its tasks in submission order
-                futures[pool.submit(fn, task)] = task
+                futures[ex.submit(fn, task)] = task
+        if shared is not None:
+            for fut in installs:
+                fut.result()
         for fut in as_completed(futures):
             on_done(futures[fut], fut.result())
-        return sum(pool.submit(worker_compilations).result()[1] for pool in pools)
+        return sum(ex.submit(worker_compilations).result()[1] for ex in executors)
     except BaseException:
         interrupted = True
         raise
     finally:
-        for pool in pools:
+        for ex in executors:
             if interrupted:
-                _terminate_workers(pool)
-            pool.shutdown(wait=not interrupted, cancel_futures=True)
+                _terminate_workers(ex)
+            ex.shutdown(wait=not interrupted, cancel_futures=True)
 
 
 def _terminate_workers(pool: Any) -> None:
@@ -310,13 +510,16 @@ WAIT_FOR_WORKERS = 300.0
 with none)."""
 
 
-def _run_dask(lanes: list[list[SpecTask]], on_done, scheduler: Any,
-              fn: Callable[[Any], pd.DataFrame] = fit_spec, key_prefix: str = "nbdid-spec",
-              replan: Callable[[int], list[list[SpecTask]]] | None = None) -> int:
+def _run_dask(lanes: list[list[Any]], on_done: Callable[[Any, pd.DataFrame], None], scheduler: Any,
+              fn: Callable[..., pd.DataFrame] = run_spec, key_prefix: str = "nbdid-spec",
+              replan: Callable[[int], list[list[Any]]] | None = None,
+              shared: tuple[str, Any] | None = None) -> int:
     """Run each lane on one Dask worker (strict placement: a lane's tasks cannot be
     stolen by other workers, so each structure compiles once per lane).  ``replan``
-    re-plans the lanes for the cluster's number of workers.  Returns the number of
-    models the workers compiled."""
+    re-plans the lanes for the cluster's number of workers.  ``shared``: ``(key,
+    object)`` scattered once to the lanes' workers and passed to every task
+    (``fn(task, object)``; the data stay on the worker).  Returns the number of models
+    the workers compiled."""
     # imported here: dask.distributed is only needed for --executor dask, and importing it
     # costs seconds of start-up time for every local sweep
     try:
@@ -347,13 +550,17 @@ def _run_dask(lanes: list[list[SpecTask]], on_done, scheduler: Any,
             workers = sorted(client.scheduler_info()["workers"])
         if replan is not None:
             lanes = replan(len(workers))
+        extra: tuple = ()
+        if shared is not None:  # once per worker, not once per task
+            used = sorted({workers[i % len(workers)] for i in range(len(lanes))})
+            extra = (client.scatter(shared[1], workers=used, broadcast=True),)
         futures = {}
         for i, lane in enumerate(lanes):
             addr = workers[i % len(workers)]
             for task in lane:
                 # strict: work stealing would move a task to a worker that has not
                 # compiled its model (and compile it again there)
-                fut = client.submit(fn, task, pure=False, workers=[addr],
+                fut = client.submit(fn, task, *extra, pure=False, workers=[addr],
                                     allow_other_workers=False, key=f"{key_prefix}-{task.spec_id}-{i}")
                 futures[fut] = task
         for fut in dask_completed(list(futures)):
@@ -450,33 +657,6 @@ def _check_against_pool(cfg: SweepConfig, pool) -> tuple[str, ...]:
     return tuple(bal)
 
 
-def specification_forms(panel: pd.DataFrame | None, cfg: SweepConfig, model: ModelConfig
-                        ) -> dict[str, dict[str, str]]:
-    """Centred/non-centred forms per indicator for one specification's design.
-
-    With ``parameterization = "auto"`` each indicator's forms are chosen on the
-    specification's own panel (:func:`nbdid.models.design.choose_parameterization`), as
-    ``nbdid fit`` would: a re-matched design can need other forms than the report's
-    pairs (closer pairs make pair effects larger against ward effects).  The forms
-    are part of the task signature, so specifications with equal forms and shapes
-    still share one compiled model.
-    """
-    out: dict[str, dict[str, str]] = {}
-    if panel is None:
-        return out
-    for key in cfg.sweep.indicator_keys:
-        fam = resolve_family(key, None).family
-        try:
-            d = build_design(panel, key, fam, pair_effects=model.pair_effects,
-                             event_study=model.event_study,
-                             reference_period=model.reference_period,
-                             parameterization=model.parameterization)
-        except NbdidError:
-            continue  # the fit reports the error
-        out[key] = d.forms
-    return out
-
-
 def output_names(indicators: tuple[str, ...]) -> list[str]:
     """Files of a sweep's output folder (besides ``specs/``)."""
     names = ["sensitivity.csv", "sensitivity_summary.csv", "sweep_info.json"]
@@ -485,8 +665,19 @@ def output_names(indicators: tuple[str, ...]) -> list[str]:
     return names
 
 
-def build_tasks(cfg: SweepConfig, pool) -> tuple[list[Spec], list[SpecTask], str]:
-    """Expand the grid and build every specification's task (in the calling process)."""
+def build_tasks(cfg: SweepConfig, pool: CandidatePool) -> tuple[list[Spec], list[SpecTask], str]:
+    """Expand the grid into lazy tasks, one per specification (in the calling process).
+
+    Nothing is matched or built here: a task carries the specification, its id and the
+    sweep settings (:class:`SpecTask`), and the worker builds the panel
+    (:func:`resolve_task`).  The grid's columns are checked against the pool first.
+
+    Returns
+    -------
+    tuple
+        ``(specs, tasks, data_hash)``: the specifications in grid order (main first),
+        their tasks in the same order, and the hash of the pool's data.
+    """
     bal = _check_against_pool(cfg, pool)
     s = cfg.sweep
     has_pub = bool(pool.covariates["published_pair"].notna().any())
@@ -502,24 +693,18 @@ def build_tasks(cfg: SweepConfig, pool) -> tuple[list[Spec], list[SpecTask], str
         "diagnostics": dataclasses.asdict(s.diagnostics), "seed": s.seed, "balance": list(bal),
     }, sort_keys=True, default=str)
     keys = model_keys(cfg)
+    key = pool_key(data_hash)
+    synthetic = bool(pool.synthetic)
     tasks = []
     for i, spec in enumerate(specs):
-        res = resolve_spec(spec, pool, balance_covariates=bal)
         model = spec.model_config(s.model)
         if spec.replace:
             model = dataclasses.replace(model, pair_effects=False)
-        forms = specification_forms(res.panel, cfg, model)
-        sig = ()
-        if res.panel is not None:
-            sig = (dataclasses.astuple(model), shape_signature(res.panel, s.indicator_keys),
-                   tuple(sorted((k, tuple(sorted(v.items()))) for k, v in forms.items())))
         tasks.append(SpecTask(
-            spec_id=spec_hash(spec, context)[:16], is_main=(i == 0),
-            choices=spec.choices(keys), panel=res.panel, indicators=s.indicator_keys,
-            sampler=s.sampler, model=model, diagnostics=s.diagnostics, parameterization=forms,
-            seed=s.seed, n_pairs=res.n_sets,
-            n_wards=res.n_wards, max_abs_smd=res.max_abs_smd, error=res.error, signature=sig,
-            synthetic=bool(pool.synthetic),
+            spec_id=spec_hash(spec, context)[:16], is_main=(i == 0), spec=spec,
+            choices=spec.choices(keys), indicators=s.indicator_keys, sampler=s.sampler,
+            model=model, diagnostics=s.diagnostics, seed=s.seed, balance=bal, pool_key=key,
+            synthetic=synthetic, signature=(dataclasses.astuple(model), s.indicator_keys),
         ))
     return specs, tasks, data_hash
 
@@ -605,8 +790,10 @@ def run_sweep(
         outdir = session.folder
         (outdir / SPEC_DIR).mkdir(exist_ok=True)
 
-        todo = [t for t in tasks if not spec_path(outdir, t.spec_id).exists()]
-        skipped = [t.spec_id for t in tasks if spec_path(outdir, t.spec_id).exists()]
+        # resume: finished specifications are skipped before anything is built
+        done = {t.spec_id for t in tasks if spec_path(outdir, t.spec_id).exists()}
+        todo = [t for t in tasks if t.spec_id not in done]
+        skipped = [t.spec_id for t in tasks if t.spec_id in done]
         compilations, n_lanes = 0, 0
         bar = Progress(len(tasks), len(skipped), enabled=progress)
         fitted: list[str] = []
@@ -620,15 +807,14 @@ def run_sweep(
                 bar.update(f"spec {task.spec_id[:8]}" + (f" ({bad} errors)" if bad else ""))
 
         try:
-            direct = [t for t in todo if t.panel is None]  # designs that could not be built
-            for t in direct:
-                on_done(t, fit_spec(t))
-            todo = [t for t in todo if t.panel is not None]
             if todo:
+                # the workers build the panels (and write error rows for designs that
+                # cannot be built); the candidate pool goes to each worker once
+                shared = (todo[0].pool_key, pool)
                 n = workers or os.cpu_count() or 1
                 lanes = plan_lanes(todo, n)
                 if executor == "local":
-                    compilations = _run_local(lanes, on_done)
+                    compilations = _run_local(lanes, on_done, shared=shared)
                 else:  # lanes from the cluster's workers unless --workers says otherwise
                     planned = {"lanes": lanes}
 
@@ -636,7 +822,7 @@ def run_sweep(
                         planned["lanes"] = plan_lanes(todo, n_workers)
                         return planned["lanes"]
 
-                    compilations = _run_dask(lanes, on_done, scheduler,
+                    compilations = _run_dask(lanes, on_done, scheduler, shared=shared,
                                              replan=None if workers else replan)
                     lanes = planned["lanes"]
                 n_lanes = len(lanes)
