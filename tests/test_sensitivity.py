@@ -26,7 +26,7 @@ from nbdid.config import ModelConfig
 from nbdid.data_prep.candidates import load_candidate_pool
 from nbdid.data_prep.synthetic import load_default_panel
 from nbdid.errors import InputError
-from nbdid.workflow.sweep import SpecTask, build_tasks, plan_lanes
+from nbdid.workflow.sweep import SpecTask, build_tasks, plan_lanes, resolve_task, size_hint
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "sensitivity.toml"
 
@@ -130,7 +130,7 @@ def test_example_file_is_valid_and_big_enough(pool):
     cfg = load_sweep_config(EXAMPLE)
     specs, tasks, _ = build_tasks(cfg, pool)
     assert len(specs) >= 20
-    assert not [t.error for t in tasks if t.error]
+    assert not [r.error for r in (resolve_task(t, pool) for t in tasks) if r.error]
 
 
 # ----------------------------------------------------------------------------------------
@@ -273,21 +273,26 @@ def test_build_tasks_groups_by_shape(pool):
     assert len(tasks) == len(specs)
     assert len({t.spec_id for t in tasks}) == len(tasks)
     assert tasks[0].is_main and not any(t.is_main for t in tasks[1:])
-    lanes = plan_lanes([t for t in tasks if t.panel is not None], 2)
+    # lanes are planned before any panel is built: on the model settings, indicators and
+    # the choices that decide the design sizes
+    assert [t.signature for t in tasks] == [
+        (dataclasses.astuple(t.model), cfg.sweep.indicator_keys, size_hint(t.spec)) for t in tasks]
+    assert size_hint(tasks[0].spec) == ("sets", 1, False, False)  # the report's 29 pairs
+    lanes = plan_lanes(tasks, 2)
     assert len(lanes) == 2
     owner = {}
     for i, lane in enumerate(lanes):
         for t in lane:
             owner.setdefault(t.signature, set()).add(i)
     # a signature is split over lanes only when its group is large
-    sizes = pd.Series([t.signature for t in tasks if t.panel is not None]).value_counts()
+    sizes = pd.Series([t.signature for t in tasks]).value_counts()
     for sig, lanes_used in owner.items():
         assert len(lanes_used) == 1 or sizes[sig] >= 8
 
 
 def test_plan_lanes_splits_one_big_group():
-    tasks = [SpecTask(spec_id=str(i), is_main=False, choices={}, panel=None, indicators=(),
-                      sampler=None, model=None, diagnostics=None, parameterization={}, seed=1,
+    tasks = [SpecTask(spec_id=str(i), is_main=False, spec=Spec(), choices={}, indicators=(),
+                      sampler=None, model=None, diagnostics=None, seed=1,
                       signature=("same",)) for i in range(20)]
     lanes = plan_lanes(tasks, 2)
     assert [len(x) for x in lanes] == [10, 10]
@@ -394,7 +399,7 @@ def test_forms_are_chosen_on_each_specifications_design(pool):
 
     cfg = parse_sweep_config(GRID)
     _, tasks, _ = build_tasks(cfg, pool)
-    built = [t for t in tasks if t.panel is not None]
+    built = [r for r in (resolve_task(t, pool) for t in tasks) if r.panel is not None]
     seen_forms = set()
     for t in built[:12]:
         for key in cfg.sweep.indicator_keys:

@@ -22,11 +22,12 @@ in the calling process.
 Compiling a model (~20 s) costs far more than a warm refit (~1 s), and a compiled
 model is reusable only for the same model structure and dimension sizes.  So the
 specifications are grouped by what is known before their panels are built (the
-specification's model settings and the indicators: :attr:`SpecTask.signature`) and
-each group is given to one worker ("lane"), in order; a large group is split over idle
-workers when that pays (it costs one more compilation per family).  A worker compiles
-each structure it meets once (its compiled-model cache); specifications whose matching
-changes the design sizes add structures within their lane.
+specification's model settings, the indicators and the choices that decide the design
+sizes: :attr:`SpecTask.signature`) and each group is given to one worker ("lane"), in
+order; a large group is split over idle workers when that pays (it costs one more
+compilation per family).  A worker compiles each structure it meets once (its
+compiled-model cache); specifications whose matching changes the design sizes add
+structures within their lane.
 
 Every finished specification is written at once, atomically, to
 ``specs/spec_<ID>.csv`` (all indicators' rows and the specification's choices).  The
@@ -145,7 +146,8 @@ class SpecTask:
         Whether the data are synthetic.
     signature
         What is known of the model structure before the panel is built (model
-        settings and indicators): the lane key of :func:`plan_lanes`.
+        settings, indicators and :func:`size_hint`): the lane key of
+        :func:`plan_lanes`.
     """
 
     spec_id: str
@@ -397,9 +399,9 @@ def plan_lanes(tasks: list[SpecTask], n_lanes: int) -> list[list[SpecTask]]:
     """Assign tasks to ``n_lanes`` workers, keeping equal signatures together.
 
     A task's ``signature`` is what is known of its model structure before it runs (for
-    a :class:`SpecTask`: the model settings and indicators); design sizes that the
-    matching decides are met by the worker's compiled-model cache.  Groups of equal
-    signature are split in halves while there are idle lanes and a
+    a :class:`SpecTask`: model settings, indicators, :func:`size_hint`); sizes and
+    forms that only the matching decides are met by the worker's compiled-model cache.
+    Groups of equal signature are split in halves while there are idle lanes and a
     group has at least ``2 * COMPILE_COST_SPECS`` tasks; the chunks are then placed
     longest first on the least loaded lane (cost = tasks + one compilation).
     """
@@ -704,9 +706,28 @@ def build_tasks(cfg: SweepConfig, pool: CandidatePool) -> tuple[list[Spec], list
             spec_id=spec_hash(spec, context)[:16], is_main=(i == 0), spec=spec,
             choices=spec.choices(keys), indicators=s.indicator_keys, sampler=s.sampler,
             model=model, diagnostics=s.diagnostics, seed=s.seed, balance=bal, pool_key=key,
-            synthetic=synthetic, signature=(dataclasses.astuple(model), s.indicator_keys),
+            synthetic=synthetic,
+            signature=(dataclasses.astuple(model), s.indicator_keys, size_hint(spec)),
         ))
     return specs, tasks, data_hash
+
+
+def size_hint(spec: Spec) -> tuple:
+    """What decides a specification's design sizes, as far as it is known before matching.
+
+    Without a caliper, replacement, exact constraints or dropping badly balanced sets,
+    every treated ward keeps its set: the sizes follow from the ratio, boundary changes
+    and a dropped pair.  Otherwise the matching decides them; such specifications are
+    grouped by the choices that change sizes (not by covariates or distance).
+    """
+    predictable = spec.drop_poor_balance is None and (
+        spec.matching == "published"
+        or (spec.caliper is None and not spec.replace and not spec.exact))
+    ratio = 1 if spec.matching == "published" else spec.ratio
+    if predictable:
+        return ("sets", ratio, spec.drop_boundary_changes, spec.drop_pair is not None)
+    return ("matched", ratio, spec.caliper, spec.replace, spec.exact, spec.drop_poor_balance,
+            spec.drop_boundary_changes, spec.drop_pair is not None)
 
 
 def spec_path(out: Path, spec_id: str) -> Path:
