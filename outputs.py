@@ -193,7 +193,7 @@ def write_figure(fig: Figure, target: str | os.PathLike[str], **kwargs: Any) -> 
 
 NETCDF_COMPRESSION: dict[str, Any] = {"zlib": True, "complevel": 4, "shuffle": True}
 """HDF5 filters of every array :func:`write_netcdf` writes (lossless).  The byte shuffle
-lets zlib drop the all-zero low bytes of draws kept at float32 precision
+lets zlib drop the all-zero low bits of draws rounded to the precision their posterior needs
 (:func:`nbdid.models.sampling.storage_precision`)."""
 
 PREDICTIVE_DRAWS = 1000

@@ -425,7 +425,7 @@ def fit(
     idata.add_groups(constant_data=design_to_dataset(design),
                      log_likelihood=log_likelihood_dataset(idata.posterior, design),
                      log_prior=log_prior_dataset(idata.posterior, model_cfg))
-    storage_precision(idata, groups=("log_likelihood", "log_prior"))  # as saved
+    storage_precision(idata, groups=("log_likelihood", "log_prior", "posterior_predictive"))  # as saved
     idata.posterior.attrs.update(attrs)
     idata.attrs = {**(getattr(idata, "attrs", None) or {}), **attrs}
     diag = diagnose(idata, design, cfg.diagnostics, priors=model_cfg.priors)
