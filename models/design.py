@@ -1161,12 +1161,14 @@ def redraw_ward_change(posterior: xr.Dataset, design: Design, rng: np.random.Gen
         return np.zeros(shape)
     sw = p["sigma_ward"].values[..., None]
     sc = change_sd_draws(p, design)
-    rho = p["ward_corr"].values[..., None] if "ward_corr" in p else np.zeros_like(sw)
-    dev = p["ward_effect"].values
-    cond_mean = rho * sc / np.maximum(sw, 1e-12) * dev
-    cond_sd = sc * np.sqrt(np.clip(1.0 - rho**2, 0.0, None))
-    new = (cond_mean + cond_sd * rng.standard_normal(dev.shape)) * design.ward_has_change
     old = p["ward_change"].values
+    if "ward_corr" in p:  # the change given the ward's level deviation (kept for this)
+        rho = p["ward_corr"].values[..., None]
+        cond_mean = rho * sc / np.maximum(sw, 1e-12) * p["ward_effect"].values
+    else:
+        rho, cond_mean = np.zeros_like(sw), 0.0
+    cond_sd = sc * np.sqrt(np.clip(1.0 - rho**2, 0.0, None))
+    new = (cond_mean + cond_sd * rng.standard_normal(old.shape)) * design.ward_has_change
     return (new - old)[..., design.ward_idx] * design.post
 
 
