@@ -13,15 +13,18 @@ Each size runs in a fresh process, so that its peak resident memory (``VmHWM`` o
    ``x11`` is an annual panel with the initiative starting in the middle);
 2. *fit*: :func:`nbdid.fit` with :func:`nbdid.workflow.national.national_model_config`
    (no pairs, the two IMD covariates with their ``post`` interactions, one ward-change
-   SD per group) and its sampler (4 chains x 2,000 draws, nutpie's low-rank mass
-   matrix; ``--mass-matrix diag`` for the plain one), split into compile
+   SD per group) and its sampler (:data:`nbdid.workflow.national.NATIONAL_SAMPLER`:
+   4 chains x 1,000 draws after 1,000 warm-up steps, diagonal mass matrix;
+   ``--mass-matrix low_rank`` for nutpie's low-rank one), split into compile
    (0 when the compiled model comes from the disk cache), sampling and the rest of the
    fit (predictive replicates, log-likelihood, diagnostics, summaries);
 3. *write*: the compressed NetCDF that ``nbdid fit`` writes (size in MB).
 
-It prints one row per size, the growth per ward between the two largest two-period
-sizes, and each target against its measurement: every ward x 2 periods within
-5 minutes, every ward x 11 periods within 20 minutes, peak memory under 4 GB.
+It prints one row per size (with the mean leapfrog steps a draw, the bulk ESS of the
+DiD and the 1-minute load average when the size finished: the machine may be shared),
+the growth per ward between the two largest two-period sizes, and each target against
+its measurement: every ward x 2 periods within 5 minutes, every ward x 11 periods within
+20 minutes, peak memory under 4 GB.  ``--json FILE`` appends every measurement.
 ``--cold`` uses an empty compile cache (so the compile is part of the time).
 """
 
@@ -68,6 +71,9 @@ with open("/proc/self/status") as fh:
     for line in fh:
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) * 1024
+stats = fit.idata.sample_stats
+import arviz as az
+ess = az.ess(fit.idata.posterior, var_names=["did"])
 rows = fit.summary[fit.summary["estimand"] == "did"]
 did = rows[rows["scale"].astype(str).str.contains("link")].iloc[0] if (
     rows["scale"].astype(str).str.contains("link").any()) else rows.iloc[0]
@@ -82,6 +88,12 @@ print(json.dumps({
     "did_lo": float(did["q2.5"]), "did_hi": float(did["q97.5"]),
     "true_did": -0.1, "rhat_max": float(fit.diagnostics["rhat_max"].iloc[0])
         if "rhat_max" in fit.diagnostics else float("nan"),
+    "ess_bulk_min": float(fit.diagnostics["ess_bulk_min"].iloc[0])
+        if "ess_bulk_min" in fit.diagnostics else float("nan"),
+    "did_ess": float(ess["did"]), "draws": int(stats.sizes["draw"] * stats.sizes["chain"]),
+    "steps": float(stats["n_steps"].mean()) if "n_steps" in stats else float("nan"),
+    "step_size": float(stats["step_size"].mean()) if "step_size" in stats else float("nan"),
+    "load": os.getloadavg()[0],
 }))
 """
 
@@ -116,17 +128,20 @@ def main() -> None:
                     help="WARDSxPERIODS, comma separated; 'all' = every English ward")
     ap.add_argument("--indicator", default="crime")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--draws", type=int, default=None, help="default: the run's (2,000)")
+    ap.add_argument("--draws", type=int, default=None, help="default: the national sampler's (1,000)")
     ap.add_argument("--tune", type=int, default=None)
     ap.add_argument("--chains", type=int, default=None)
     ap.add_argument("--cold", action="store_true", help="empty compile cache for each size")
     ap.add_argument("--mass-matrix", choices=("diag", "low_rank"), default=None,
-                    help="default: the national sampler's (low_rank)")
+                    help="default: the national sampler's (diag)")
+    ap.add_argument("--json", default=None, help="also append each size's measurements to this "
+                    "file, one JSON object a line")
     args = ap.parse_args()
 
     rows = []
     head = (f"{'wards':>6} {'per':>3} {'rows':>7} {'panel':>6} {'compile':>8} {'sample':>7} "
-            f"{'post':>6} {'write':>6} {'total':>7} {'peak GB':>8} {'nc MB':>6}  DiD (true -0.100)")
+            f"{'post':>6} {'write':>6} {'total':>7} {'peak GB':>8} {'nc MB':>6} {'steps':>6} "
+            f"{'ESS did':>7} {'load':>5}  DiD (true -0.100)")
     print(head, flush=True)
     for wards, periods in parse_sizes(args.sizes):
         if args.cold:
@@ -137,10 +152,14 @@ def main() -> None:
         r["post_s"] = r["fit_s"] - r["compile_s"] - r["sampling_s"]
         r["total_s"] = r["panel_s"] + r["fit_s"] + r["write_s"]
         rows.append(r)
+        if args.json:
+            with open(args.json, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(r) + "\n")
         print(f"{r['wards']:>6} {r['periods']:>3} {r['rows']:>7} {r['panel_s']:>6.1f} "
               f"{r['compile_s']:>8.1f} {r['sampling_s']:>7.1f} {r['post_s']:>6.1f} "
               f"{r['write_s']:>6.1f} {r['total_s']:>7.1f} {r['peak_gb']:>8.2f} "
-              f"{r['nc_mb']:>6.1f}  {r['did_mean']:+.3f} [{r['did_lo']:+.3f}, {r['did_hi']:+.3f}] "
+              f"{r['nc_mb']:>6.1f} {r['steps']:>6.1f} {r['did_ess']:>7.0f} {r['load']:>5.1f}  "
+              f"{r['did_mean']:+.3f} [{r['did_lo']:+.3f}, {r['did_hi']:+.3f}] "
               f"{r['gate']}", flush=True)
 
     two = sorted((r for r in rows if r["periods"] == 2), key=lambda r: r["wards"])
@@ -149,7 +168,7 @@ def main() -> None:
         dw = b["wards"] - a["wards"]
         print(f"\ngrowth per ward ({a['wards']} -> {b['wards']} wards, 2 periods): "
               f"{(b['total_s'] - a['total_s']) / dw * 1000:.1f} ms and "
-              f"{(b['peak_gb'] - a['peak_gb']) / dw * 1e6:.2f} MB a ward; "
+              f"{(b['peak_gb'] - a['peak_gb']) / dw * 1e3:.2f} MB a ward; "
               f"post-processing is {b['post_s'] / max(b['fit_s'], 1e-9):.0%} of the fit at "
               f"{b['wards']} wards")
     print("\ntargets:")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from nbdid.config import PRIOR_PARAMS
 from nbdid.data_prep.feasibility import check_did
 from nbdid.errors import DesignError, ModelError
 from nbdid.families import Family, get_family
@@ -38,7 +39,8 @@ MIN_PAIRS = 2
 
 __all__ = [
     "Design", "add_did_terms", "build_design", "choose_parameterization", "design_from_dataset",
-    "design_to_dataset", "empirical_link", "forms_for", "link_centre", "linear_predictor_draws",
+    "design_to_dataset", "empirical_link", "forms_for", "level_weights", "link_centre",
+    "linear_predictor_draws",
     "model_data",
     "pooled_within_sd", "redraw_ward_change", "resolve_model_config", "resolve_structure",
     "sampling_variance", "structure_text", "variance_components",
@@ -864,7 +866,60 @@ def model_data(design: Design, cfg: ModelConfig) -> dict[str, np.ndarray]:
     resolved ``cfg``: the design's arrays and the priors' parameters
     (:func:`nbdid.models.priors.prior_data`).  A compiled model is refitted on new data
     or other prior scales by setting these."""
-    return {**design.data_arrays(), **prior_data(cfg.priors)}
+    out = {**design.data_arrays(), **prior_data(cfg.priors)}
+    weight = level_weights(design, cfg)
+    if weight is not None:
+        out["level_weight"] = weight
+    return out
+
+
+def level_weights(design: Design, cfg: ModelConfig) -> np.ndarray | None:
+    """Each observation's weight in its ward's mean level, or ``None`` (levels as before).
+
+    Each of a ward's observations pins down its level *plus* that observation's other
+    terms: counts after the start pin level + change, those of period ``t`` level +
+    ``period_effect[t]``.  The level alone is then correlated with the ward's change
+    (about -0.7 with equal counts before and after) and, through all wards at once,
+    with the period effects.  A diagonal mass matrix absorbs neither (hundreds of
+    leapfrog steps a draw; docs/scale.md).  With ward changes and centred ward levels,
+    :func:`add_did_terms` therefore samples each ward's *mean level* ::
+
+        ward_mean_c[w] = ward_level[w] + sum_i weight[i] * (eta[i] - ward_level[w])
+
+    (the sum over the ward's observations ``i``, ``eta`` the linear predictor) instead of
+    its level, given the change and everything else: ``ward_mean_c ~ Normal(mean_level
+    + sum_i weight[i] * (eta[i] - ward_level[w]), sigma_ward)``, the level's own
+    distribution shifted by terms that do not depend on it (the Jacobian is 1), so the
+    model is the same.  The weight is the observation's share of the ward level's
+    precision in the normal approximation of the posterior,
+
+        weight[i] = (1 / v[i]) / (sum_{j in ward} 1 / v[j] + 1 / sigma_ward**2)
+
+    with ``v`` the sampling variances (:func:`sampling_variance`) and ``sigma_ward**2``
+    the moment estimate of the level variance (within pairs; :func:`variance_components`);
+    the mean level is then uncorrelated with the ward's change and with the period
+    effects.  Any weights give the same model, so estimates are enough.  Held-out
+    observations (``obs_weight`` 0) weigh nothing.
+
+    Returns ``None`` unless ``cfg.mean_level`` (national fits; off by default), and
+    without ward changes, with non-centred levels, or with a
+    level-change correlation (``cfg.ward_corr``: its Cholesky form writes the change
+    given the level).
+    """
+    if not (cfg.mean_level and cfg.ward_effects and cfg.ward_change) or cfg.ward_corr \
+            or design.parameterization != "centred":
+        return None
+    v = np.asarray(sampling_variance(design), dtype=float)
+    ok = np.isfinite(v) & (v > 0)
+    prec = np.where(ok, 1.0 / np.where(ok, v, 1.0), 0.0)
+    if design.obs_weight is not None:
+        prec = prec * np.asarray(design.obs_weight, dtype=float)
+    vc = variance_components(design)
+    var = vc["level"] - vc["pair"] if design.pair_effects and np.isfinite(vc["pair"]) else vc["level"]
+    if not (np.isfinite(var) and var > 0):
+        return np.zeros(design.n_obs)
+    p_ward = np.bincount(design.ward_idx, weights=prec, minlength=len(design.coords["ward"]))
+    return (prec / (p_ward[design.ward_idx] + 1.0 / var)).astype("float64")
 
 
 def _dims(name: str, arr: np.ndarray) -> tuple[str, ...] | str | None:
@@ -938,7 +993,12 @@ def add_did_terms(design: Design, cfg: ModelConfig):
         return add_prior(name, getattr(P, key), data[data_name(key)], **kw)
 
     intercept = prior("intercept", "intercept")
-    period_raw = prior("period_raw", "period", shape=n_period - 1)
+    later = np.flatnonzero(design.period_post == 1)[1:]  # post periods after the first
+    if (len(later) and cfg.ward_effects and cfg.ward_change
+            and design.change_parameterization in ("centred", "mixed")):
+        period_raw = _period_steps(design, P.period, data[data_name("period")])
+    else:
+        period_raw = prior("period_raw", "period", shape=n_period - 1)
     period_effect = pm.Deterministic(
         "period_effect", pt.concatenate([pt.zeros(1), period_raw]), dims="period"
     )
@@ -1021,21 +1081,36 @@ def add_did_terms(design: Design, cfg: ModelConfig):
         c10, c11 = rho * sc, sc * pt.sqrt(1.0 - rho**2)
     else:
         c10, c11 = pt.zeros(()), sc
-    # sequential (Cholesky) form: level, then change given level, each centred or not
-    if centred:
-        ward_level_rv = pm.Normal("ward_level_c", mean_level, sigma_ward, dims="ward")
-        z_level = (ward_level_rv - mean_level) / sigma_ward
+    # sequential (Cholesky) form: level, then change given level, each centred or not;
+    # with level weights (:func:`level_weights`) the change comes first and the centred
+    # level is written through each ward's precision-weighted mean level
+    weight = data.get("level_weight")
+    if weight is not None:
+        z_level = None
+        level_term = pt.zeros(())
     else:
-        z_level = pm.Normal("ward_level_z", 0.0, 1.0, dims="ward")
-    dev_level = sigma_ward * z_level
+        if centred:
+            ward_level_rv = pm.Normal("ward_level_c", mean_level, sigma_ward, dims="ward")
+            z_level = (ward_level_rv - mean_level) / sigma_ward
+        else:
+            z_level = pm.Normal("ward_level_z", 0.0, 1.0, dims="ward")
+        level_term = c10 * z_level
+    post_share = design.period_post / design.period_post.sum()
     if design.change_parameterization in ("centred", "mixed"):
-        # hierarchical centring: the common change (period effect of the first post
-        # period), the DiD and the covariate terms are the *mean* of the ward changes
+        # hierarchical centring: the common change (the mean period effect of the post
+        # periods), the DiD and the covariate terms are the *mean* of the ward changes
         # instead of being added in the likelihood; otherwise precise ward data leave a
-        # narrow ridge between them and every ward change (R-hat 1.2 on the crime panel)
-        first_post = int(np.flatnonzero(design.period_post == 1)[0])
-        common = period_effect[first_post]
-        change_mean = common + c10 * z_level + change_extra
+        # narrow ridge between them and every ward change (R-hat 1.2 on the crime panel).
+        # With several post periods, the first one's effect alone would leave that ridge
+        # between the later ones and every ward change (period effects' bulk ESS 40 of
+        # 600 draws on a 580-ward x 11-period panel)
+        # with level weights, the mean period effect of the pre periods likewise goes
+        # into the level's mean (with one pre period it is period_effect[0] = 0)
+        pre_mean = pt.zeros(())
+        if weight is not None:
+            pre_mean = pt.dot(period_effect, pt.as_tensor((1 - design.period_post) / (1 - design.period_post).sum()))
+        common = pt.dot(period_effect, pt.as_tensor(post_share)) - pre_mean
+        change_mean = common + level_term + change_extra
         if not design.event_study:
             change_mean = change_mean + did * ward_treated
         if design.change_parameterization == "centred":
@@ -1048,32 +1123,66 @@ def add_did_terms(design: Design, cfg: ModelConfig):
             c = pm.Normal("ward_change_c", m * change_mean, m * c11 + (1.0 - m), dims="ward")
             z = pm.Normal("ward_change_z", 0.0, 1.0, dims="ward")
             total_change = m * c + (1.0 - m) * (change_mean + c11 * z)
-        dev_change = total_change - change_mean + c10 * z_level
-        period_lik = period_effect - common * pt.as_tensor(design.period_post.astype("float64"))
-        eta = (
-            (mean_level + dev_level)[ward_idx]
-            + total_change[ward_idx] * post
-            + period_lik[data["period_idx"]]
-            + obs_extra
-        )
+        dev_change = total_change - change_mean + level_term
+        # the ward's own change as the likelihood sees it, and the other terms
+        lik_change = total_change
+        period_lik = period_effect - pre_mean - common * pt.as_tensor(design.period_post.astype("float64"))
+        rest = period_lik[data["period_idx"]] + obs_extra
         if design.event_study:
-            eta = eta + did_term
+            rest = rest + did_term
     else:
         z_change = pm.Normal("ward_change_z", 0.0, 1.0, dims="ward")
-        dev_change = c10 * z_level + c11 * z_change
+        dev_change = level_term + c11 * z_change
         if design.partial_wards:
             dev_change = dev_change * data["ward_has_change"]
-        eta = (
-            (mean_level + dev_level)[ward_idx]
-            + (dev_change + change_extra)[ward_idx] * post
-            + period_effect[data["period_idx"]]
-            + did_term
-            + obs_extra
-        )
+        lik_change = dev_change + change_extra
+        pre_mean = pt.zeros(())
+        rest = period_effect[data["period_idx"]] + did_term + obs_extra
+    other = lik_change[ward_idx] * post + rest  # each observation's terms beside its level
+    if weight is not None:
+        # each ward's mean level (level_weights): what its observations pin down, where
+        # the level alone moves against its change and the period effects
+        shift = pt.zeros(len(design.coords["ward"]))
+        shift = pt.inc_subtensor(shift[ward_idx], weight * other)
+        ward_mean = pm.Normal("ward_mean_c", mean_level + pre_mean + shift, sigma_ward, dims="ward")
+        dev_level = ward_mean - shift - pre_mean - mean_level
+    else:
+        dev_level = sigma_ward * z_level
+    eta = (mean_level + pre_mean + dev_level)[ward_idx] + other
     pm.Deterministic("ward_effect", dev_level, dims="ward")
     pm.Deterministic("ward_level", mean_level + dev_level, dims="ward")
     pm.Deterministic("ward_change", dev_change, dims="ward")
     return eta, data
+
+
+def _period_steps(design: Design, period_prior, params):
+    """``period_raw`` (the effects of periods 1, 2, ...) with the post periods after the
+    first sampled as steps from the first post period's effect.
+
+    With the ward changes centred on the common change, the mean effect of the post
+    periods is pinned down only as the mean of hundreds of ward changes, while the
+    differences between post periods are pinned down by every ward's counts: sampled
+    one by one, the post periods' effects are correlated 0.96 (bulk ESS of 11 % of the
+    draws on a 580-ward x 11-period panel).  Each later post period's effect is
+    therefore written as ``period_step = effect - effect of the first post period``,
+    whose prior is the period prior moved by minus that effect (a location prior, so
+    this is the same prior: the Jacobian is 1).  ``period_raw`` keeps its values.
+    """
+    # imported here: PyMC takes seconds to import; only building a model needs it;
+    # PyTensor loads with PyMC, on first use only
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    post = np.flatnonzero(design.period_post == 1)
+    base_t = [t for t in range(1, len(design.period_post)) if t not in set(post[1:])]
+    base = add_prior("period_base", period_prior, params, shape=len(base_t))
+    first = base[base_t.index(int(post[0]))]
+    loc = PRIOR_PARAMS[period_prior.dist].index("mu")
+    moved = pt.set_subtensor(params[loc], params[loc] - first)
+    step = add_prior("period_step", period_prior, moved, shape=len(post) - 1)
+    # period_raw[j] is the effect of period j + 1
+    order = np.argsort(np.concatenate([np.asarray(base_t), post[1:]]))
+    return pm.Deterministic("period_raw", pt.concatenate([base, first + step])[order])
 
 
 def _covariate_terms(p, design: Design, *, treatment: bool) -> np.ndarray | float:
