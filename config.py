@@ -132,9 +132,9 @@ class SamplerConfig:
     mass_matrix
         nutpie's mass matrix: ``"diag"`` (default) or ``"low_rank"`` (diagonal plus a
         few directions learnt in warm-up, nutpie's ``low_rank_modified_mass_matrix``).
-        Low rank pays on large panels, where the group means move against hundreds of
-        ward effects at once: on a 580-ward national panel it took 76 leapfrog steps a
-        draw instead of 470 (docs/scale.md).  The PyMC backend ignores it.
+        Since national fits sample each ward's mean level (``ModelConfig.mean_level``)
+        low rank no longer pays there: the same leapfrog steps at twice the time on
+        580 and 2,000 wards (docs/scale.md).  The PyMC backend ignores it.
     """
 
     backend: Backend = "nutpie"

@@ -65,7 +65,7 @@ def _resolved_structure(design: Design, model_cfg: ModelConfig) -> tuple:
     cfg = resolve_model_config(design, model_cfg)
     priors = tuple(getattr(cfg.priors, f.name).dist for f in dataclasses.fields(cfg.priors))
     return (cfg.ward_effects, cfg.ward_change, cfg.group_change_sd, cfg.ward_corr, cfg.overdispersion,
-            cfg.price_likelihood, cfg.lkj_eta, priors, design.structure_key())
+            cfg.price_likelihood, cfg.lkj_eta, cfg.mean_level, priors, design.structure_key())
 
 
 def _log(msg: str, quiet: bool) -> None:

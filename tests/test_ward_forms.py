@@ -166,3 +166,12 @@ def test_the_mean_level_is_opt_in_and_national_fits_use_it():
     design = _design()
     assert level_weights(design, resolve_model_config(design, ModelConfig())) is None
     assert national_model_config().mean_level
+
+
+def test_the_mean_level_is_part_of_the_compiled_models_key():
+    """A compiled model without mean levels is never reused for one with them (it has no
+    ``level_weight`` container)."""
+    from nbdid.models.sampling import structure_key
+
+    design = _design()
+    assert structure_key(design, ModelConfig()) != structure_key(design, ModelConfig(mean_level=True))
