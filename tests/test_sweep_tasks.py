@@ -92,7 +92,7 @@ def test_a_failed_matching_gives_its_error_rows_on_the_worker(pool, monkeypatch)
     monkeypatch.setattr(sw, "_SHARED", {})
     with pytest.raises(RuntimeError, match="candidate pool"):
         sw.run_spec(bad)  # a worker that has not received the pool
-    sw.install_shared(bad.pool_key, pickle.dumps(pool))
+    sw.install_shared(bad.pool_key, pool)
     rows = sw.run_spec(bad)  # nothing to fit: no compilation, no sampling
     assert rows.equals(sw.run_spec(bad, pool))
     row = rows.iloc[0]

@@ -44,7 +44,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 import threading
 import time
 import warnings
@@ -287,16 +286,13 @@ _SHARED: dict[str, Any] = {}
 """Objects sent once to this (worker) process, by key (:func:`install_shared`)."""
 
 
-def install_shared(key: str, payload: bytes) -> int:
-    """Keep the pickled object ``payload`` in this process under ``key``.
+def install_shared(key: str, obj: Any) -> None:
+    """Keep ``obj`` in this process under ``key``.
 
     A local worker's first task (a one-process pool runs its tasks in submission
-    order, so every later task finds it with :func:`shared_object`).  Returns the
-    pickled size (for the record).
+    order, so every later task finds it with :func:`shared_object`).
     """
-    if key not in _SHARED:
-        _SHARED[key] = pickle.loads(payload)  # sent by this sweep's own parent process
-    return len(payload)
+    _SHARED.setdefault(key, obj)
 
 
 def shared_object(key: str) -> Any:
@@ -469,8 +465,7 @@ def _run_local(lanes: list[list[Any]], on_done: Callable[[Any, pd.DataFrame], No
     interrupted = False
     try:
         if shared is not None:
-            payload = pickle.dumps(shared[1], protocol=pickle.HIGHEST_PROTOCOL)  # pickled once
-            installs = [ex.submit(install_shared, shared[0], payload) for ex in executors]
+            installs = [ex.submit(install_shared, *shared) for ex in executors]
         futures = {}
         for ex, lane in zip(executors, lanes, strict=True):
             for task in lane:  # a one-process pool runs its tasks in submission order
