@@ -52,6 +52,7 @@ PriceLikelihood = Literal["student_t", "normal"]
 Parameterization = Literal["auto", "centred", "non_centred"]
 MassMatrix = Literal["diag", "low_rank"]
 PriorCheck = Literal["did", "all", "off"]
+Pointwise = Literal["obs", "ward"]
 MatchDistance = Literal["euclidean", "mahalanobis", "propensity"]
 """Distance of the matching engine (:class:`nbdid.analysis.matching.MatchSpec`)."""
 MatchMethod = Literal["greedy", "optimal"]
@@ -535,6 +536,15 @@ class DiagnosticsConfig:
         ward; ``elpd_loo_wards`` in ``diagnostics.csv``), as ``nbdid fit --loo-wards``
         does for one fit.  Off by default: it multiplies the sampling time by the
         number of wards.
+    pointwise
+        Unit of the stored log-likelihood (``log_likelihood`` group) and of PSIS-LOO:
+        ``"obs"`` (default: each ward x period observation) or ``"ward"`` (each ward,
+        the sum of its observations: leave-one-ward-out PSIS, the unit a hierarchical
+        comparison cares about, at 1/periods of the memory; national fits use it).
+    ppc_draws
+        Posterior predictive replicates are drawn for at most this many posterior draws
+        (every k-th draw of each chain, as the NetCDF file keeps them); ``0`` (default)
+        draws them for every draw.  The predictive p-values use the same replicates.
     """
 
     max_rhat: float = 1.01
@@ -546,12 +556,14 @@ class DiagnosticsConfig:
     prior_sensitivity: float = 0.05
     prior_check: PriorCheck = "did"
     loo_wards: bool = False
+    pointwise: Pointwise = "obs"
+    ppc_draws: int = 0
 
     def __post_init__(self) -> None:
         _check_types(self)
         _need(_finite(self.max_rhat) and self.max_rhat >= 1, "max_rhat",
               f"must be at least 1 (R-hat of a converged chain), not {self.max_rhat}")
-        for name in ("min_ess_bulk", "min_ess_tail", "max_divergences"):
+        for name in ("min_ess_bulk", "min_ess_tail", "max_divergences", "ppc_draws"):
             v = getattr(self, name)
             _need(v >= 0, name, f"must be non-negative, not {v}")
         _need(_finite(self.min_bfmi) and 0 <= self.min_bfmi <= 1, "min_bfmi",

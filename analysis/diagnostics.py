@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from nbdid.analysis.convergence import convergence_summary
 from nbdid.config import DiagnosticsConfig
 from nbdid.families.priors import prior_sd
 from nbdid.models.design import Design
-from nbdid.models.model import replicate
+from nbdid.models.model import draw_chunks, replicate
 from nbdid.models.priors import PRIOR_VARIABLES
 from nbdid.registry import GROUPS
 
@@ -43,21 +44,30 @@ def _checked_vars(idata: InferenceData) -> list[str]:
     return names
 
 
-def ppc_replicates(idata: InferenceData, design: Design, *, seed: int = 0):
+def ppc_replicates(idata: InferenceData, design: Design, *, seed: int = 0, draws: int = 0):
     """Add replicated data ``y`` (dims ``chain, draw, obs``) as ``posterior_predictive``.
 
     Replicates are drawn with NumPy from the family's likelihood for every posterior
-    draw; observation-level effects (``wp_effect``) are redrawn from their population
-    distribution, so the check is equally strict for every overdispersion choice.
+    draw (or, with ``draws`` > 0, for at most that many: every k-th draw of each chain,
+    with the posterior's draw labels); observation-level effects (``wp_effect``) are
+    redrawn from their population distribution, so the check is equally strict for
+    every overdispersion choice.  Large posteriors are drawn a block of draws at a time
+    (:func:`nbdid.models.model.draw_chunks`).
     """
     # imported here: xarray loads only when results are built or written (table-only commands skip it)
     import xarray as xr
 
     rng = np.random.default_rng(seed)
-    rep = replicate(idata.posterior, design, rng)
     post = idata.posterior
+    if draws > 0:
+        step = -(-(post.sizes["chain"] * post.sizes["draw"]) // draws)
+        if step > 1:
+            post = post.isel(draw=slice(None, None, step))
+    rep = np.empty((post.sizes["chain"], post.sizes["draw"], design.n_obs), dtype=design.family.y_dtype)
+    for sl in draw_chunks(post, design.n_obs):
+        rep[:, sl] = replicate(post.isel(draw=sl), design, rng)
     da = xr.DataArray(
-        rep.astype(design.family.y_dtype),
+        rep,
         dims=("chain", "draw", "obs"),
         coords={"chain": post["chain"].values, "draw": post["draw"].values,
                 "obs": np.asarray(design.coords["obs"])},
@@ -79,24 +89,37 @@ def ppc_pvalues(idata: InferenceData, design: Design, *, seed: int = 0) -> dict[
     """
     if "posterior_predictive" not in idata.groups():
         idata = ppc_replicates(idata, design, seed=seed)
-    rep = idata.posterior_predictive["y"].values
-    rep = rep.reshape(-1, rep.shape[-1]).astype(float)
+    pp = idata.posterior_predictive["y"]
     fam, arrays = design.family, design.arrays
     obs = np.asarray(design.y, dtype=float)
-    val_rep, val_obs = fam.ppc_scale(rep, arrays), fam.ppc_scale(obs, arrays)
+    val_obs = fam.ppc_scale(obs, arrays)
+    masks: dict[str, np.ndarray] = {}
+    for g in GROUPS:
+        is_g = design.treated == (1 if g == "nbi" else 0)
+        for t, lab in enumerate(design.coords["period"]):
+            masks[f"ppp_total_{g}_{lab}"] = is_g & (design.period_idx == t)
+    periods = {f"ppp_var_{lab}": design.period_idx == t for t, lab in enumerate(design.coords["period"])}
+    # each statistic per replicate, a block of draws at a time (row-wise: same numbers)
+    stats: dict[str, list[np.ndarray]] = {k: [] for k in (*masks, *periods)}
+    for sl in draw_chunks(pp.to_dataset(), design.n_obs):
+        rep = pp.isel(draw=sl).values
+        rep = rep.reshape(-1, rep.shape[-1]).astype(float)
+        val_rep = fam.ppc_scale(rep, arrays)
+        for k, m in masks.items():
+            stats[k].append(fam.ppc_total(rep, arrays, m))
+        for k, m in periods.items():
+            stats[k].append(np.var(val_rep[:, m], axis=1))
+    # a p-value is a mean over the replicates: the order of the blocks does not matter
+    flat = {k: np.concatenate(v) for k, v in stats.items()}
     out: dict[str, float] = {}
 
     def p(t_rep, t_obs):
         return float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
 
-    for g in GROUPS:
-        is_g = design.treated == (1 if g == "nbi" else 0)
-        for t, lab in enumerate(design.coords["period"]):
-            m = is_g & (design.period_idx == t)
-            out[f"ppp_total_{g}_{lab}"] = p(fam.ppc_total(rep, arrays, m), fam.ppc_total(obs, arrays, m))
-    for t, lab in enumerate(design.coords["period"]):
-        m = design.period_idx == t
-        out[f"ppp_var_{lab}"] = p(np.var(val_rep[:, m], axis=1), np.var(val_obs[m]))
+    for k, m in masks.items():
+        out[k] = p(flat[k], fam.ppc_total(obs, arrays, m))
+    for k, m in periods.items():
+        out[k] = p(flat[k], np.var(val_obs[m]))
     return out
 
 
@@ -254,17 +277,11 @@ def diagnose(idata: InferenceData, design: Design, config=None, *, priors=None) 
 
     cfg = config or DiagnosticsConfig()
     names = _checked_vars(idata)
-    rhat = az.rhat(idata, var_names=names)
-    ess_b = az.ess(idata, var_names=names, method="bulk")
-    ess_t = az.ess(idata, var_names=names, method="tail")
-
-    def extreme(ds, fn):
-        vals = [float(fn(ds[v].values)) for v in ds.data_vars]
-        return fn(np.asarray(vals)) if vals else np.nan
-
-    rhat_max = float(extreme(rhat, np.nanmax))
-    ess_bulk_min = float(extreme(ess_b, np.nanmin))
-    ess_tail_min = float(extreme(ess_t, np.nanmin))
+    # ArviZ's rank R-hat and bulk/tail ESS, computed for all elements at once
+    conv = convergence_summary(idata.posterior, names)
+    rhat_max = conv["rhat_max"]
+    ess_bulk_min = conv["ess_bulk_min"]
+    ess_tail_min = conv["ess_tail_min"]
     stats = idata.sample_stats
     divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
     bfmi_min = float(np.min(az.bfmi(idata))) if "energy" in stats else np.nan
@@ -289,8 +306,8 @@ def diagnose(idata: InferenceData, design: Design, config=None, *, priors=None) 
     groups = idata.groups()
     if "log_likelihood" in groups:
         n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-        reff = float(np.clip(np.nanmean([float(np.nanmean(ess_b[v].values)) for v in ess_b.data_vars]) / n,
-                             0.05, 1.0)) if idata.posterior.sizes["chain"] > 1 else 1.0
+        # the mean over variables of each variable's mean bulk ESS, relative to the draws
+        reff = float(np.clip(conv["ess_bulk_mean"] / n, 0.05, 1.0)) if idata.posterior.sizes["chain"] > 1 else 1.0
         extra.update(loo_summary(idata, reff=reff))
     if priors is not None and "log_prior" in groups and "log_likelihood" in groups:
         ps = prior_sensitivity(idata, design, priors, cfg)

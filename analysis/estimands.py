@@ -27,7 +27,7 @@ import xarray as xr
 
 from nbdid.families import Family, get_family
 from nbdid.models.design import Design
-from nbdid.models.model import expected
+from nbdid.models.model import draw_chunks, expected
 from nbdid.registry import GROUPS, INDICATORS
 
 if TYPE_CHECKING:
@@ -75,15 +75,16 @@ def group_period_values(idata: InferenceData, design: Design, *, multiplier: flo
         Dims ``(chain, draw, group, period)``.
     """
     mult = indicator_unit(design.indicator, design.family)[0] if multiplier is None else multiplier
-    ev = expected(idata.posterior, design)
+    post = idata.posterior
     w = _weights(design)
     n_period = len(design.coords["period"])
-    out = np.empty(ev.shape[:2] + (len(GROUPS), n_period))
-    for gi, g in enumerate(GROUPS):
-        is_g = design.treated == (1 if g == "nbi" else 0)
-        for t in range(n_period):
-            out[..., gi, t] = mult * _pooled(ev, w, is_g & (design.period_idx == t))
-    post = idata.posterior
+    out = np.empty((post.sizes["chain"], post.sizes["draw"], len(GROUPS), n_period))
+    for sl in draw_chunks(post, design.n_obs):
+        ev = expected(post.isel(draw=sl), design)
+        for gi, g in enumerate(GROUPS):
+            is_g = design.treated == (1 if g == "nbi" else 0)
+            for t in range(n_period):
+                out[:, sl, gi, t] = mult * _pooled(ev, w, is_g & (design.period_idx == t))
     return xr.DataArray(
         out,
         dims=("chain", "draw", "group", "period"),
@@ -107,18 +108,22 @@ def effect_draws(idata: InferenceData, design: Design, *, multiplier: float | No
     """
     mult = indicator_unit(design.indicator, design.family)[0] if multiplier is None else multiplier
     post = idata.posterior
-    ev = expected(post, design)
-    cf = expected(post, design, counterfactual=True)
     w = _weights(design)
     treated_post = (design.treated == 1) & (design.post == 1)
-    actual = _pooled(ev, w, treated_post)
-    counterfactual = _pooled(cf, w, treated_post)
-    changes = {}
-    for g in GROUPS:
-        is_g = design.treated == (1 if g == "nbi" else 0)
-        changes[g] = mult * (
-            _pooled(ev, w, is_g & (design.post == 1)) - _pooled(ev, w, is_g & (design.post == 0))
-        )
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    actual, counterfactual = np.empty(shape), np.empty(shape)
+    changes = {g: np.empty(shape) for g in GROUPS}
+    for sl in draw_chunks(post, design.n_obs):  # blocks of draws: bounded memory, same numbers
+        part = post.isel(draw=sl)
+        ev = expected(part, design)
+        actual[:, sl] = _pooled(ev, w, treated_post)
+        for g in GROUPS:
+            is_g = design.treated == (1 if g == "nbi" else 0)
+            changes[g][:, sl] = mult * (
+                _pooled(ev, w, is_g & (design.post == 1)) - _pooled(ev, w, is_g & (design.post == 0))
+            )
+        del ev
+        counterfactual[:, sl] = _pooled(expected(part, design, counterfactual=True), w, treated_post)
     dims = ("chain", "draw")
     coords = {"chain": post["chain"].values, "draw": post["draw"].values}
     data = {

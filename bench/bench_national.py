@@ -47,14 +47,14 @@ t0 = time.perf_counter()
 import nbdid
 from nbdid.config import RunConfig
 from nbdid.outputs import write_netcdf
-from nbdid.workflow.national import NATIONAL_SAMPLER, national_model_config, national_panel
+from nbdid.workflow.national import NATIONAL_SAMPLER, national_config, national_panel
 spec = json.loads(sys.argv[1])
 t_import = time.perf_counter() - t0
 t = time.perf_counter()
 res = national_panel(indicator=spec["indicator"], periods=spec["periods"], did=-0.1,
                      wards=spec["wards"], seed=spec["seed"])
 t_panel = time.perf_counter() - t
-cfg = RunConfig(model=national_model_config(), sampler=NATIONAL_SAMPLER)
+cfg = national_config()
 if spec.get("mass_matrix"):
     cfg = RunConfig(model=cfg.model, sampler=dataclasses.replace(cfg.sampler,
                                                                  mass_matrix=spec["mass_matrix"]))

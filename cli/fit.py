@@ -70,8 +70,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("nutpie", "pymc"),
                    help="sampler: nutpie (default, compiled once) or PyMC's NUTS")
     p.add_argument("--mass-matrix", dest="mass_matrix", choices=("diag", "low_rank"),
-                   help="nutpie's mass matrix: diag (default) or low_rank (faster on large "
-                        "panels, e.g. a national one; docs/scale.md)")
+                   help="nutpie's mass matrix: diag (default) or low_rank (nutpie's low-rank "
+                        "update; docs/scale.md compares them)")
+    p.add_argument("--national", action="store_true",
+                   help="the national preset for a panel of every ward (e.g. from 'nbdid data "
+                        "national'): no pairs, the IMD covariates with their post "
+                        "interactions, mean-level sampling, 4 x 1,000 draws after 500 "
+                        "warm-up steps, per-ward LOO; other flags still override "
+                        "(docs/scale.md)")
     p.add_argument("--force", action="store_true", help="overwrite existing results")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run_fit)
@@ -81,6 +87,11 @@ def fit_config(args: argparse.Namespace) -> RunConfig:
     """The config file's settings with the command line's overrides (checked like a
     config file's values, naming the option)."""
     cfg = load_config(args.config)
+    if args.national:
+        # imported here: the national preset lives in the workflow layer
+        from nbdid.workflow.national import national_config
+
+        cfg = national_config(cfg)
     over = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed", "backend",
                                              "mass_matrix")
             if getattr(args, k) is not None}

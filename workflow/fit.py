@@ -33,7 +33,7 @@ from nbdid.analysis.diagnostics import diagnose, mark_gate, ppc_replicates
 from nbdid.analysis.estimands import summarise_effects, trajectory_table
 from nbdid.analysis.figure_tables import ppc_statistics, ppc_values
 from nbdid.analysis.wards import group_change_table, pair_difference_table, ward_change_table
-from nbdid.config import ModelConfig, RunConfig, SamplerConfig, from_dict, to_toml
+from nbdid.config import ModelConfig, Pointwise, RunConfig, SamplerConfig, from_dict, to_toml
 from nbdid.data_prep.published import load_report_values
 from nbdid.data_prep.schema import SPECS, validate_panel
 from nbdid.errors import InputError, ModelError
@@ -242,12 +242,14 @@ class FitResult:
         return _figure_of(axes)
 
 
-def log_likelihood_dataset(posterior: xr.Dataset, design: Design) -> xr.Dataset:
-    """The ``log_likelihood`` group of a fit (variable ``y``, dims ``chain, draw, obs``)."""
-    ll = log_likelihood(posterior, design)
+def log_likelihood_dataset(posterior: xr.Dataset, design: Design, *, by: Pointwise = "obs") -> xr.Dataset:
+    """The ``log_likelihood`` group of a fit (variable ``y``, dims ``chain, draw, obs``,
+    or ``chain, draw, ward`` with ``by="ward"``: each ward's observations summed)."""
+    ll = log_likelihood(posterior, design, by=by)
+    unit = "ward" if by == "ward" else "obs"
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
-              "obs": np.asarray(design.coords["obs"])}
-    return xr.Dataset({"y": (("chain", "draw", "obs"), ll)}, coords=coords)
+              unit: np.asarray(design.coords[unit])}
+    return xr.Dataset({"y": (("chain", "draw", unit), ll)}, coords=coords)
 
 
 def _figure_of(axes: Any) -> Figure:
@@ -421,9 +423,10 @@ def fit(
         covariates=",".join(design.covariates),
         backend=cfg.sampler.backend,
     )
-    idata = ppc_replicates(idata, design, seed=cfg.sampler.seed)
+    idata = ppc_replicates(idata, design, seed=cfg.sampler.seed, draws=cfg.diagnostics.ppc_draws)
     idata.add_groups(constant_data=design_to_dataset(design),
-                     log_likelihood=log_likelihood_dataset(idata.posterior, design),
+                     log_likelihood=log_likelihood_dataset(idata.posterior, design,
+                                                           by=cfg.diagnostics.pointwise),
                      log_prior=log_prior_dataset(idata.posterior, model_cfg))
     storage_precision(idata, groups=("log_likelihood", "log_prior", "posterior_predictive"))  # as saved
     idata.posterior.attrs.update(attrs)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbdid.config import ModelConfig, SamplerConfig
+from nbdid.config import DiagnosticsConfig, ModelConfig, RunConfig, SamplerConfig
 from nbdid.data_prep.covariates import find_match_inputs, study_covariates
 from nbdid.data_prep.ingest import json_default
 from nbdid.data_prep.published import load_report_values
@@ -42,7 +42,7 @@ from nbdid.models.simulate import NATIONAL_COVARIATES, simulate_national_panel
 from nbdid.outputs import prepare_out_dir, write_text
 from nbdid.registry import INDICATORS
 
-__all__ = ["NATIONAL_SAMPLER", "NationalPanel", "national_model_config", "national_panel", "national_wards"]
+__all__ = ["NATIONAL_DIAGNOSTICS", "NATIONAL_SAMPLER", "NationalPanel", "national_config", "national_model_config", "national_panel", "national_wards"]
 
 SYNTHETIC_NOTE = ("SYNTHETIC DATA: the ward list and IMD covariates are real (ONS lookup, "
                   "IMD 2019); every outcome value is simulated.")
@@ -199,17 +199,38 @@ def _published_base(key: str) -> float | None:
     return float(row["value"].iloc[0]) / INDICATORS[key].multiplier
 
 
-NATIONAL_SAMPLER = SamplerConfig(draws=1000)
-"""Sampler of a national fit: the run's defaults (diagonal mass matrix, 1,000 warm-up
-steps, 4 chains) with 1,000 draws a chain instead of 2,000.
+NATIONAL_SAMPLER = SamplerConfig(draws=1000, tune=500)
+"""Sampler of a national fit: the run's defaults (diagonal mass matrix, 4 chains) with
+500 warm-up steps (nutpie's own default is 300) and 1,000 draws a chain instead of
+1,000 and 2,000.
 
 Each ward's mean level is sampled instead of its level
 (:func:`nbdid.models.design.level_weights`), so nutpie needs about 22-31 leapfrog steps a
 draw at any number of wards, and the low-rank mass matrix no longer pays (2,000 wards:
 104 s of sampling against 54 s with the diagonal one).  4 x 1,000 draws gave a bulk ESS
 of the DiD of 4,400-6,400 and passed the diagnostics gate at 580, 2,000 and 7,177 wards
-x 2 periods, and halve the memory and post-processing time of the per-ward and
-per-observation draws (docs/scale.md)."""
+x 2 periods.  nutpie keeps every draw of every stored variable in memory until the end,
+warm-up included (with each draw's gradient and position: 57,000 numbers a draw at
+7,177 wards), so the shorter warm-up also bounds the peak memory (docs/scale.md)."""
+
+NATIONAL_DIAGNOSTICS = DiagnosticsConfig(pointwise="ward", ppc_draws=1000)
+"""Diagnostics of a national fit: the default thresholds, with the log-likelihood and
+PSIS-LOO per ward (leave-one-ward-out: 7,177 values a draw instead of 78,947 on an
+annual panel) and posterior predictive replicates for 1,000 of the draws."""
+
+
+def national_config(base: RunConfig | None = None, **model_overrides: Any) -> RunConfig:
+    """``base`` (default settings when ``None``) with the national model, sampler and
+    diagnostics: :func:`national_model_config` (keeping ``base``'s priors and
+    ``model_overrides``), :data:`NATIONAL_SAMPLER` (keeping ``base``'s seed and backend)
+    and :data:`NATIONAL_DIAGNOSTICS` (keeping ``base``'s thresholds).  ``nbdid fit
+    --national`` uses it."""
+    base = base or RunConfig()
+    model = national_model_config(priors=base.model.priors, **model_overrides)
+    sampler = dataclasses.replace(NATIONAL_SAMPLER, seed=base.sampler.seed, backend=base.sampler.backend)
+    diagnostics = dataclasses.replace(base.diagnostics, pointwise=NATIONAL_DIAGNOSTICS.pointwise,
+                                      ppc_draws=NATIONAL_DIAGNOSTICS.ppc_draws)
+    return dataclasses.replace(base, model=model, sampler=sampler, diagnostics=diagnostics)
 
 
 def national_model_config(**overrides: Any) -> ModelConfig:
