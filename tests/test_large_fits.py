@@ -141,3 +141,27 @@ def test_national_preset_and_its_command_line_flag():
         DiagnosticsConfig(ppc_draws=-1)
     with pytest.raises(InputError, match="pointwise"):
         DiagnosticsConfig(pointwise="pair")
+
+
+def test_ward_deterministics_of_a_large_model_are_recomputed_not_stored(monkeypatch):
+    from nbdid.models import sampling
+    from nbdid.models.design import build_design
+    from nbdid.models.model import build_model
+
+    panel = simulate_panel("poisson", n_pairs=6, did=-0.3, seed=2)[0]
+    key = panel["indicator"].iloc[0]
+    stored = fit(panel, key, config=TINY, compiled_cache=sampling.CompiledModelCache())
+    monkeypatch.setattr(sampling, "RECOMPUTE_WARDS", 5)
+    from nbdid.families import resolve_family
+
+    design = build_design(panel, key, resolve_family(key, None).family)
+    model = build_model(design, sampling.resolve_model_config(design, TINY.model))
+    later = sampling.recomputed_names(model)
+    assert {"ward_level", "ward_change"} <= set(later) and "ward_effect" not in later
+    assert not set(later) & set(sampling.stored_names(model))
+    redone = fit(panel, key, config=TINY, compiled_cache=sampling.CompiledModelCache())
+    a, b = stored.idata.posterior, redone.idata.posterior
+    assert set(a.data_vars) == set(b.data_vars)
+    for v in ("ward_level", "ward_change", "did", "sigma_ward"):
+        np.testing.assert_allclose(b[v].values, a[v].values, rtol=1e-6, atol=1e-9)
+    assert list(b["ward"].values) == list(a["ward"].values)
