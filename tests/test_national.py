@@ -143,3 +143,25 @@ def test_low_rank_mass_matrix_is_a_sampler_setting_that_reaches_nutpie(monkeypat
                   compiled_cache=cache, quiet=True)
         assert res.idata.posterior.sizes["draw"] == 60
     assert seen == [True, False]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (real IMD and lookups) absent")
+def test_fit_national_flag_fits_a_national_panel_with_the_preset(tmp_path, capsys):
+    import xarray as xr
+
+    from nbdid.cli import main
+
+    panel = tmp_path / "national.csv"
+    assert main(["data", "national", "--out", str(panel), "--wards", "80", "--seed", "2"]) == 0
+    out = tmp_path / "fit"
+    assert main(["fit", "--data", str(panel), "--indicator", "crime", "--national", "--draws", "60",
+                 "--tune", "60", "--chains", "2", "--out", str(out), "--quiet"]) == 0
+    with xr.open_dataset(out / "crime.nc", group="log_likelihood") as ll:
+        assert ll["y"].dims == ("chain", "draw", "ward") and ll.sizes["ward"] == 80
+    with xr.open_dataset(out / "crime.nc", group="posterior") as post:
+        assert "pair_effect" not in post and "beta_cov_post" in post
+        assert post.sizes["draw"] == 60
+        assert "mean_level = true" in post.attrs["nbdid_config"]
+        assert post.attrs["nbdid_synthetic"] == "true"
+    summary = (out / "summary.csv").read_text()
+    assert "SYNTHETIC" in summary.upper()
