@@ -70,7 +70,7 @@ def test_sd_priors_must_be_positive_distributions_and_coefficients_not():
 
 def _args(*prior, config=None, **extra):
     base = dict(config=config, draws=None, tune=None, chains=None, seed=None, backend=None,
-                mass_matrix=None,
+                mass_matrix=None, national=False,
                 no_pairs=False, event_study=False, shared_change_sd=False, no_ward_change=False,
                 prior=list(prior), covariates=None, interact=None, loo_wards=False)
     base.update(extra)
