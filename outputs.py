@@ -181,6 +181,14 @@ def write_text(text: str, target: str | os.PathLike[str]) -> Path:
     return Path(target)
 
 
+def write_bytes(data: bytes, target: str | os.PathLike[str]) -> Path:
+    """Write bytes atomically (e.g. a figure drawn elsewhere, see
+    :class:`nbdid.figures.render.FigureRenderer`)."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
 def write_figure(fig: Figure, target: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Save a matplotlib figure atomically; the format follows the target's suffix."""
     target = Path(target)

@@ -189,18 +189,38 @@ def _quiet_resource_tracker() -> None:
         os.close(saved)
 
 
-def process_pool(max_workers: int = 1, *, mp_context: Any = None) -> Any:
+def _start_worker(parent_pid: int, ignore_interrupts: bool, niceness: int) -> None:
+    """Worker initializer: die with the parent (:func:`die_with_parent`); leave Ctrl-C
+    to the parent (the terminal sends SIGINT to every process of the job; the parent
+    unwinds and stops its workers, which then print nothing); run at a lower priority."""
+    if ignore_interrupts:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if niceness > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+    die_with_parent(parent_pid)
+
+
+def process_pool(max_workers: int = 1, *, mp_context: Any = None,
+                 ignore_interrupts: bool = False, niceness: int = 0) -> Any:
     """A ``concurrent.futures.ProcessPoolExecutor`` whose workers exit when this
     process dies (see :func:`die_with_parent`); ``spawn`` start method by default
     (fresh interpreters: no threads or compiled models inherited by ``fork``).
 
     Every parallel step of nbdid (the sensitivity sweep, the design/assurance
-    simulations) starts its local workers through this function.
+    simulations, the figures of ``nbdid run``) starts its local workers through this
+    function.  With ``ignore_interrupts`` the workers ignore SIGINT: the parent is the
+    one that answers Ctrl-C, by stopping them.  ``niceness`` lowers the workers'
+    scheduling priority (Unix ``nice``): background work that should not slow the
+    parent down.
     """
     # imported here: concurrent.futures loads only when a worker pool starts (keeps this core module light)
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp_context if mp_context is not None else mp.get_context("spawn")
     _quiet_resource_tracker()
-    return ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx,
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    if not ignore_interrupts and niceness <= 0:
+        return ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx,
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(os.getpid(), ignore_interrupts, int(niceness)))

@@ -54,7 +54,9 @@ def run_main(args: argparse.Namespace) -> int:
     """Handler of ``nbdid run``."""
     # imported here: the workflow loads PyMC, ArviZ and matplotlib (seconds), which
     # `nbdid --help` and argument errors must not wait for
+    from nbdid.figures.render import FigureRenderer
     from nbdid.outputs import open_out_dir
+    from nbdid.workflow.report import report_pngs
     from nbdid.workflow.resume import RunCheckpoint
     from nbdid.workflow.run import check_feasible, load_run_panel, run, run_outputs
 
@@ -71,9 +73,13 @@ def run_main(args: argparse.Namespace) -> int:
     panel, source = load_run_panel(cfg)
     check_feasible(panel, cfg)
     # one writer per folder; progress recorded as each fit finishes, so that an
-    # interrupted run resumes (the folder is marked unfinished until the last file)
+    # interrupted run resumes (the folder is marked unfinished until the last file);
+    # the figures (and the report's copies of them) are drawn by a worker process while
+    # the fits go on (a fit keeps about one core busy); it is stopped at once if the run
+    # fails or is interrupted
+    renderer = FigureRenderer(workers=1, also=report_pngs if report else None)
     with open_out_dir(out, run_outputs(cfg.indicators, report=report), force=args.force,
-                      command="run") as session:
+                      command="run") as session, renderer:
         if session.stale_lock:
             progress(f"nbdid run: note: the earlier command in {out} "
                      f"({describe_holder(session.stale_lock)}) was killed before it finished")
@@ -81,7 +87,7 @@ def run_main(args: argparse.Namespace) -> int:
         if ckpt.note:
             progress(f"nbdid run: {ckpt.note}")
         res = run(panel, config=cfg, source=source, progress=progress, checkpoint=ckpt,
-                  validated=True)
+                  validated=True, renderer=renderer)
         if getattr(args, "argv", None) is not None:
             res.info["command"] = shlex.join(["nbdid", *args.argv])
         folder = res.save(out, force=args.force, report=report)

@@ -36,6 +36,7 @@ from matplotlib.textpath import TextToPath
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from nbdid.families import FAMILIES
+from nbdid.figures.pdf_fonts import fast_font_subsets
 from nbdid.outputs import write_figure
 from nbdid.provenance import SYNTHETIC_NOTICE
 from nbdid.registry import INDICATORS
@@ -449,6 +450,12 @@ def set_fontsizes(fig: Figure, *, minimum: float = MIN_FONT_PT) -> None:
 
 def text_width_mm(text: str, fontsize: float = FONT_PT, *, bold: bool = False) -> float:
     """Width of one line of ``text`` in the nbdid font at ``fontsize``, in mm."""
+    return _text_width_mm(str(text), float(fontsize), bool(bold))
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_width_mm(text: str, fontsize: float, bold: bool) -> float:
+    # remembered: wrapping measures the same words and lines again and again
     prop = FontProperties(family=RC["font.sans-serif"], size=fontsize,
                           weight="bold" if bold else "normal")
     w, _, _ = TextToPath().get_text_width_height_descent(text, prop, ismath=False)
@@ -624,14 +631,22 @@ def _save_kwargs(fmt: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def _layout_once(fig: Figure) -> Iterator[None]:
     """Lay the figure out once for several saves: after the first draw the layout
-    engine is switched off (positions stay where it put them), then restored.  Saving
-    three formats then costs one layout instead of three."""
+    engine is removed (positions stay where it put them), then restored.  Saving
+    three formats then costs one layout instead of three.
+
+    The engine is removed altogether (``None``), not replaced by matplotlib's
+    placeholder (``"none"``): with any engine, ``savefig`` draws the whole figure once
+    without rendering before it draws it for real, a second full pass over every
+    artist per format that changes nothing once the layout is settled.
+    """
     engine = fig.get_layout_engine()
     if engine is None:
         yield
         return
     fig.canvas.draw()  # layout (constrained) computed here, once
-    fig.set_layout_engine("none")
+    # without an engine (``None`` obeys these two settings, so they are pinned here)
+    with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
     try:
         yield
     finally:
@@ -645,7 +660,7 @@ def figure_bytes(fig: Figure, formats: Iterable[str] = FORMATS) -> dict[str, byt
     paths; no creation dates, so the same figure gives the same bytes.
     """
     out = {}
-    with rc_context(), _layout_once(fig):
+    with rc_context(), _layout_once(fig), fast_font_subsets():
         for fmt in formats:
             buf = io.BytesIO()
             fig.savefig(buf, **_save_kwargs(fmt))
@@ -667,7 +682,7 @@ def save_figure(fig: Figure, stem: str | Path, formats: Iterable[str] = FORMATS)
     stem = Path(stem)
     stem = stem.with_suffix("") if stem.suffix.lstrip(".") in FORMATS else stem
     paths = []
-    with rc_context(), _layout_once(fig):
+    with rc_context(), _layout_once(fig), fast_font_subsets():
         for fmt in formats:
             kw = _save_kwargs(fmt)
             kw.pop("format")

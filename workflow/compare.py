@@ -90,14 +90,16 @@ class CompareResult:
         """Every method's interval per indicator beside the report's published one."""
         return plot_concordance(self.concordance, published=published_intervals())
 
-    def save_concordance(self, folder: str | os.PathLike[str]) -> None:
-        """Write :data:`CONCORDANCE_FILES` into ``folder`` (already checked)."""
+    def save_concordance(self, folder: str | os.PathLike[str], *, figure: bool = True) -> None:
+        """Write :data:`CONCORDANCE_FILES` into ``folder`` (already checked); without
+        ``figure``, the tables only (the caller writes ``figures/concordance.*``)."""
         folder = Path(folder)
         write_csv(self.concordance, folder / "concordance.csv")
         write_csv(self.summary, folder / "concordance_summary.csv")
         write_csv(self.groups, folder / "concordance_groups.csv")
-        (folder / "figures").mkdir(exist_ok=True)
-        save_figure(self.figure(), folder / "figures" / "concordance")
+        if figure:
+            (folder / "figures").mkdir(exist_ok=True)
+            save_figure(self.figure(), folder / "figures" / "concordance")
 
     def save(self, out: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write :data:`COMPARE_FILES` into ``out`` (refusing to overwrite without ``force``)."""

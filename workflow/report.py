@@ -108,13 +108,42 @@ _TEMPLATES = Path(__file__).with_name("templates")
 # ----------------------------------------------------------------------------------------
 
 
+def palette_png(raw: bytes) -> bytes:
+    """A PNG figure as embedded in the HTML page: reduced to a 256-colour palette (the
+    figures' flat colours and anti-aliasing survive unchanged to the eye), about a
+    third of the size, so that a report of many figures stays well under
+    :data:`MAX_HTML_BYTES`; the original when that is not smaller."""
+    with Image.open(io.BytesIO(raw)) as im:
+        dpi = im.info.get("dpi", (PNG_DPI, PNG_DPI))
+        pal = im.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                                         dither=Image.Dither.NONE)
+    buf = io.BytesIO()
+    pal.save(buf, format="PNG", dpi=dpi)
+    small = buf.getvalue()
+    return small if len(small) < len(raw) else raw
+
+
+REPORT_PNG = "report.png"
+"""Key of :func:`report_pngs`'s product among a drawn figure's files."""
+
+
+def report_pngs(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """What the report needs of a figure besides its files: its PNG as embedded in the
+    HTML page (:func:`palette_png`), under :data:`REPORT_PNG`.  ``nbdid run`` has it
+    made by the worker that draws the figure
+    (:class:`~nbdid.figures.render.FigureRenderer`'s ``also``)."""
+    return {REPORT_PNG: palette_png(files["png"])}
+
+
 @dataclass(frozen=True)
 class FigureFile:
-    """A PNG figure of a run: read from a file or held as bytes."""
+    """A PNG figure of a run: read from a file or held as bytes (``embedded``: its
+    :func:`palette_png`, when already made)."""
 
     stem: str
     path: Path | None = None
     data: bytes | None = None
+    embedded: bytes | None = field(default=None, repr=False)
 
     def png(self) -> bytes:
         """The PNG bytes."""
@@ -124,19 +153,8 @@ class FigureFile:
         return self.path.read_bytes()
 
     def embedded_png(self) -> bytes:
-        """The PNG as embedded in the HTML page: reduced to a 256-colour palette (the
-        figures' flat colours and anti-aliasing survive unchanged to the eye), about a
-        third of the size, so that a report of many figures stays well under
-        :data:`MAX_HTML_BYTES`; the original when that is not smaller."""
-        raw = self.png()
-        with Image.open(io.BytesIO(raw)) as im:
-            dpi = im.info.get("dpi", (PNG_DPI, PNG_DPI))
-            pal = im.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
-                                             dither=Image.Dither.NONE)
-        buf = io.BytesIO()
-        pal.save(buf, format="PNG", dpi=dpi)
-        small = buf.getvalue()
-        return small if len(small) < len(raw) else raw
+        """The PNG as embedded in the HTML page (:func:`palette_png`)."""
+        return self.embedded if self.embedded is not None else palette_png(self.png())
 
     def size_mm(self) -> tuple[float, float]:
         """Print size in mm (PNG pixels at the nbdid resolution, 300 dpi)."""
@@ -245,10 +263,12 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _figures_in(folder: Path) -> dict[str, FigureFile]:
+def _figures_in(folder: Path, embedded: Mapping[str, bytes] | None = None) -> dict[str, FigureFile]:
     if not folder.is_dir():
         return {}
-    return {p.stem: FigureFile(p.stem, path=p) for p in sorted(folder.glob("*.png"))}
+    embedded = embedded or {}
+    return {p.stem: FigureFile(p.stem, path=p, embedded=embedded.get(p.stem))
+            for p in sorted(folder.glob("*.png"))}
 
 
 def _config_from_info(info: Mapping[str, Any]) -> RunConfig | None:
@@ -310,11 +330,13 @@ def read_run(folder: str | os.PathLike[str]) -> RunRecord:
                      fit_attrs, hashes, root)
 
 
-def record_from_result(res: RunResult, folder: str | os.PathLike[str] | None = None) -> RunRecord:
+def record_from_result(res: RunResult, folder: str | os.PathLike[str] | None = None, *,
+                       embedded: Mapping[str, bytes] | None = None) -> RunRecord:
     """A :class:`RunRecord` of a run held in memory.
 
-    Figures are read from ``folder/figures`` when the result has been saved there,
-    otherwise drawn (PNG at 300 dpi) from the result.
+    Figures are read from ``folder/figures`` when the result has been saved there
+    (with their ``embedded`` PNGs by stem, :func:`palette_png` of those files, when
+    already made), otherwise drawn (PNG at 300 dpi) from the result.
     """
     tables: dict[str, pd.DataFrame] = {}
     if res.fits:
@@ -325,7 +347,7 @@ def record_from_result(res: RunResult, folder: str | os.PathLike[str] | None = N
     tables.update(res.replication.tables)
     root = Path(folder) if folder is not None else None
     if root is not None and (root / "figures").is_dir():
-        figures = _figures_in(root / "figures")
+        figures = _figures_in(root / "figures", embedded)
     else:
         drawn = {**res.replication.figures(), "concordance": res.concordance.figure(),
                  **res.figures()}
@@ -1311,6 +1333,7 @@ def build_report(
     design: str | os.PathLike[str] | None = None,
     command: str | None = None,
     folder: str | os.PathLike[str] | None = None,
+    embedded: Mapping[str, bytes] | None = None,
 ) -> Report:
     """Build the findings report of a finished run.
 
@@ -1330,6 +1353,9 @@ def build_report(
     folder
         For a ``RunResult``: the folder it was saved in (its figures are read there
         instead of being drawn again).
+    embedded
+        For a ``RunResult`` saved in ``folder``: the figures' PNGs as embedded in the
+        HTML page (:func:`palette_png` of the saved files) by stem, when already made.
 
     Returns
     -------
@@ -1340,7 +1366,7 @@ def build_report(
     elif isinstance(source, (str, os.PathLike)):
         rec = read_run(source)
     else:
-        rec = record_from_result(source, folder)
+        rec = record_from_result(source, folder, embedded=embedded)
     sw = read_sweep(sweep) if sweep is not None else None
     ds = read_design(design) if design is not None else None
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -1402,6 +1428,7 @@ def report_files(report: bool = True) -> list[str]:
 
 
 __all__ = [
-    "MAX_HTML_BYTES", "REPORT_FILES", "Report", "RunRecord", "Section", "build_report",
-    "read_design", "read_run", "read_sweep", "record_from_result", "report_files",
+    "MAX_HTML_BYTES", "REPORT_FILES", "REPORT_PNG", "Report", "RunRecord", "Section",
+    "build_report", "palette_png", "read_design", "read_run", "read_sweep", "record_from_result",
+    "report_files", "report_pngs",
 ]

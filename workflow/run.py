@@ -38,7 +38,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,15 +49,16 @@ from matplotlib.figure import Figure
 from nbdid.analysis.comparison import compare as compare_report
 from nbdid.analysis.concordance import format_summary
 from nbdid.analysis.figure_tables import forest_table
-from nbdid.config import RunConfig, load_config, to_toml
+from nbdid.config import DiagnosticsConfig, RunConfig, load_config, to_toml
 from nbdid.data_prep.feasibility import check_did
 from nbdid.data_prep.schema import read_panel, validate_panel
 from nbdid.data_prep.synthetic import load_default_panel
 from nbdid.errors import DesignError, InputError
 from nbdid.families import base_name, resolve_family
 from nbdid.figures import plot_diagnostics, plot_forest, save_figure
+from nbdid.figures.render import FigureRenderer
 from nbdid.figures.style import FORMATS as FIGURE_FORMATS
-from nbdid.outputs import prepare_out_dir, write_csv, write_netcdf, write_text
+from nbdid.outputs import prepare_out_dir, write_bytes, write_csv, write_netcdf, write_text
 from nbdid.provenance import SYNTHETIC_NOTICE, hash_frame, package_versions
 from nbdid.workflow.compare import (
     CONCORDANCE_FILES,
@@ -72,13 +73,22 @@ from nbdid.workflow.replicate import (
     ReplicationResult,
     replicate,
 )
-from nbdid.workflow.report import build_report, report_files
+from nbdid.workflow.report import REPORT_PNG, build_report, report_files
 from nbdid.workflow.resume import RunCheckpoint
 
 DEFAULT_SOURCE = "embedded synthetic default panel"
 
 
-FIT_FIGURES: tuple[str, ...] = ("trajectory", "wards", "pairs", "ppc", "ppc_values", "rank")
+FIT_FIGURE_METHODS: dict[str, str] = {
+    "trajectory": "plot_trajectories", "wards": "plot_ward_changes",
+    "pairs": "plot_pair_differences", "ppc": "plot_ppc", "ppc_values": "plot_ppc_values",
+    "rank": "plot_rank",
+}
+"""The :class:`~nbdid.workflow.fit.FitResult` method that draws each per-indicator
+figure (the figures of :meth:`FitResult.figures <nbdid.workflow.fit.FitResult.figures>`,
+one at a time: a :class:`~nbdid.figures.render.FigureRenderer` shares them out)."""
+
+FIT_FIGURES: tuple[str, ...] = tuple(FIT_FIGURE_METHODS)
 """Per-indicator figures (file stems ``figures/<name>_KEY``): the group trajectories,
 each ward's change, the pair differences, the posterior predictive check (the gate's
 statistics, and ArviZ's plot of the observed against replicated ward values) and the
@@ -104,6 +114,16 @@ def run_outputs(indicators: Sequence[str], *, report: bool = True) -> list[str]:
     names += list(CONCORDANCE_FILES)  # frequentist analyses beside the posterior
     names += report_files(report)  # the findings report (nbdid report)
     return names
+
+
+def summary_figures(comparison: pd.DataFrame, diagnostics: pd.DataFrame, *, synthetic: bool,
+                    config: DiagnosticsConfig) -> dict[str, Figure]:
+    """The run's figures across indicators: ``forest`` (the posterior DiDs beside the
+    report's intervals) and ``diagnostics`` (every fit against the gate)."""
+    return {
+        "forest": plot_forest(forest_table(comparison), synthetic=synthetic),
+        "diagnostics": plot_diagnostics(diagnostics, synthetic=synthetic, config=config),
+    }
 
 
 def _panel_checks(config: RunConfig) -> dict[str, Any]:
@@ -158,6 +178,11 @@ class RunResult:
         The frequentist twin beside the posterior (:class:`~nbdid.workflow.compare.CompareResult`).
     seconds
         Wall time of the run.
+    renderer
+        The :class:`~nbdid.figures.render.FigureRenderer` that has been drawing the
+        run's figures since their data existed (``run(..., renderer=...)``); without
+        one, :meth:`save` draws them.  A renderer made with
+        ``also=nbdid.workflow.report.report_pngs`` makes the report's PNGs too.
     """
 
     config: RunConfig
@@ -173,6 +198,7 @@ class RunResult:
     saved_posteriors: dict[str, Path] = field(default_factory=dict)
     """Posteriors already written by a checkpointed run (:meth:`save` does not write
     them again into the same folder)."""
+    renderer: FigureRenderer | None = field(default=None, repr=False, compare=False)
 
     @property
     def synthetic(self) -> bool:
@@ -219,11 +245,8 @@ class RunResult:
         concordance figures are those of :attr:`replication` and :attr:`concordance`)."""
         if not self.fits:
             return {}
-        out: dict[str, Figure] = {
-            "forest": plot_forest(forest_table(self.comparison), synthetic=self.synthetic),
-            "diagnostics": plot_diagnostics(self.diagnostics, synthetic=self.synthetic,
-                                            config=self.config.diagnostics),
-        }
+        out = summary_figures(self.comparison, self.diagnostics, synthetic=self.synthetic,
+                              config=self.config.diagnostics)
         for res in self.fits.values():
             out.update(res.figures())
         return out
@@ -233,15 +256,19 @@ class RunResult:
         """Write exactly :func:`run_outputs` into ``out`` (what ``nbdid run`` writes).
 
         Refuses to overwrite existing results unless ``force``; every file is written
-        atomically.  The findings report (:mod:`nbdid.workflow.report`) is written last,
-        from the saved files, unless ``report`` is false.
+        atomically.  The figures are those the run's :attr:`renderer` drew, if it had
+        one, else they are drawn here.  The findings report
+        (:mod:`nbdid.workflow.report`) is written last, from the saved files, unless
+        ``report`` is false.
         """
         folder = prepare_out_dir(out, run_outputs(self.config.indicators, report=report),
                                  force=force)
         for sub in ("replication", "posteriors", "figures"):
             (folder / sub).mkdir(exist_ok=True)
         self.replication.save_tables(folder / "replication")
-        self.replication.save_figures(folder / "figures")
+        drawn = self.renderer is not None
+        if not drawn:
+            self.replication.save_figures(folder / "figures")
         for key, res in self.fits.items():
             target = folder / "posteriors" / f"{key}.nc"
             done = self.saved_posteriors.get(key)
@@ -253,13 +280,21 @@ class RunResult:
             write_csv(self.trajectories, folder / "trajectories.csv")
             write_csv(self.diagnostics, folder / "diagnostics.csv")
             write_csv(self.comparison, folder / "comparison.csv")
-            for stem, fig in self.figures().items():
-                save_figure(fig, folder / "figures" / stem)
-        self.concordance.save_concordance(folder)
+            if not drawn:
+                for stem, fig in self.figures().items():
+                    save_figure(fig, folder / "figures" / stem)
+        self.concordance.save_concordance(folder, figure=not drawn)
+        embedded: dict[str, bytes] = {}  # the report's PNGs, if the renderer made them
+        if drawn:
+            for stem, files in self.renderer.results().items():
+                for fmt in FIGURE_FORMATS:
+                    write_bytes(files[fmt], folder / "figures" / f"{stem}.{fmt}")
+                if REPORT_PNG in files:
+                    embedded[stem] = files[REPORT_PNG]
         write_text(json.dumps(self.info, indent=2) + "\n", folder / "run_info.json")
         if report:
-            build_report(self, folder=folder, command=self.info.get("command")).save(
-                folder, force=force, checked=True)
+            build_report(self, folder=folder, command=self.info.get("command"),
+                         embedded=embedded).save(folder, force=force, checked=True)
         return folder
 
 
@@ -271,6 +306,7 @@ def run(
     progress: Progress | None = None,
     checkpoint: RunCheckpoint | None = None,
     validated: bool = False,
+    renderer: FigureRenderer | None = None,
 ) -> RunResult:
     """Run the main job: replicate the report, fit every indicator, compare.
 
@@ -293,6 +329,10 @@ def run(
         ``panel`` comes from :func:`load_run_panel` with this config, so it has been
         checked against the schema already (``nbdid run`` checks it once, before it
         touches the output folder).
+    renderer
+        Draw each figure in this :class:`~nbdid.figures.render.FigureRenderer`'s worker
+        as soon as its data exist (a fit's figures while the next indicator is fitted);
+        :meth:`RunResult.save` writes what it drew (``nbdid run`` passes one).
 
     Returns
     -------
@@ -328,11 +368,14 @@ def run(
     # 1. the report's own method, from its published numbers
     rep = replicate(indicators)
     say("[replication] Table 1 and B tables recomputed from the published values")
+    if renderer is not None:
+        renderer.submit(rep.figures)
 
-    # 2. one hierarchical model per indicator; compiled once per structure
+    # 2. one hierarchical model per indicator; compiled once per structure (each fit's
+    # figures drawn by the renderer, if any, while the next one is fitted)
     batch = fit_all(panel, indicators, config=cfg, validate=False, progress=say,
                     compiled_cache=checkpoint.cache if checkpoint is not None else None,
-                    on_fit=checkpoint.saved if checkpoint is not None else None)
+                    on_fit=_on_fit(checkpoint, renderer))
     summaries = {k: r.summary for k, r in batch.fits.items()}
     comparison = compare_report(summaries) if batch.fits else None
 
@@ -366,10 +409,32 @@ def run(
     if checkpoint is not None and checkpoint.reused:
         info["resumed"] = {"reused": list(checkpoint.reused)}
     res = RunResult(cfg, panel, source, batch.fits, batch.failures, rep, comparison, conc,
-                    seconds=seconds, info=info)
+                    seconds=seconds, info=info, renderer=renderer)
+    if renderer is not None:
+        if batch.fits:
+            renderer.submit(summary_figures, comparison, res.diagnostics, synthetic=synthetic,
+                            config=cfg.diagnostics)
+        renderer.submit(conc.figure, stem="concordance")
     if checkpoint is not None:
         res.saved_posteriors = {k: checkpoint.path(k) for k in checkpoint.finished}
     return res
+
+
+def _on_fit(checkpoint: RunCheckpoint | None,
+            renderer: FigureRenderer | None) -> Callable[[FitResult], None] | None:
+    """What :func:`run` does with each finished fit: save its posterior (checkpoint)
+    and queue its figures (renderer)."""
+    if checkpoint is None and renderer is None:
+        return None
+
+    def on_fit(res: FitResult) -> None:
+        if checkpoint is not None:
+            checkpoint.saved(res)
+        if renderer is not None:  # one recipe per figure: the renderer shares them out
+            for name, method in FIT_FIGURE_METHODS.items():
+                renderer.submit(getattr(res, method), stem=f"{name}_{res.indicator}")
+
+    return on_fit
 
 
 def check_feasible(panel: pd.DataFrame, config: RunConfig) -> None:
