@@ -22,7 +22,7 @@ import pandas as pd
 
 from nbdid.errors import ModelError
 from nbdid.families.base import Z95, Fail, PooledStats, expit, logit
-from nbdid.families.counts import CountFamily
+from nbdid.families.counts import CountFamily, observed_counts
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -107,16 +107,45 @@ class Binomial(CountFamily):
         trials = pt.cast(pt.round(data["exposure"]), "int64")
         if cfg.overdispersion == "ward_period":
             eta = self._ward_period_effect(eta, cfg, data)
-        p = pm.math.invlogit(eta)
+        # the log densities below equal PyMC's Binomial and BetaBinomial; the binomial
+        # coefficient log C(n, y) is data (y_logc)
+        logc = data["y_logc"]
         if cfg.overdispersion == "negbin":
             sigma_od = self._obs_sd("sigma_od", data, cfg)
-            kappa = pt.maximum((1 - p) / (p * sigma_od**2) - 1.0, 1e-3)
-            pm.BetaBinomial(
-                "y", n=trials, alpha=p * kappa, beta=(1 - p) * kappa,
-                observed=data["y_obs"], dims="obs",
-            )
+
+            def shapes(eta, sigma_od):
+                p = pm.math.invlogit(eta)
+                kappa = pt.maximum((1 - p) / (p * sigma_od**2) - 1.0, 1e-3)
+                return p * kappa, (1 - p) * kappa
+
+            def bb_dist(eta, n, sigma_od, size):
+                a, b = shapes(eta, sigma_od)
+                return pm.BetaBinomial.dist(n=n, alpha=a, beta=b, size=size)
+
+            def bb_logp(y, eta, n, sigma_od):
+                a, b = shapes(eta, sigma_od)
+                return (pt.gammaln(y + a) + pt.gammaln(n - y + b) - pt.gammaln(n + a + b)
+                        - pt.gammaln(a) - pt.gammaln(b) + pt.gammaln(a + b) + logc)
+
+            observed_counts((eta, trials, sigma_od), bb_dist, bb_logp, data)
         else:
-            pm.Binomial("y", n=trials, p=p, observed=data["y_obs"], dims="obs")
+            def binomial_dist(eta, n, size):
+                return pm.Binomial.dist(n=n, p=pm.math.invlogit(eta), size=size)
+
+            def binomial_logp(y, eta, n):
+                # y log p + (n - y) log(1 - p) with p = invlogit(eta)
+                return y * eta - n * pt.softplus(eta) + logc
+
+            observed_counts((eta, trials), binomial_dist, binomial_logp, data)
+
+    def logp_constant(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``log C(n, y)`` with ``n`` the trials (the exposure, rounded)."""
+        # imported here: SciPy's special functions load only when a model is built
+        from scipy.special import gammaln
+
+        y = np.asarray(arrays["count"], dtype=float)
+        n = np.round(np.asarray(arrays["exposure"], dtype=float))
+        return gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
 
     # ------------------------------------------------------------------ NumPy draws
     def expected(self, eta, arrays):

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from nbdid.errors import ModelError
 from nbdid.families.base import Z95, ColumnSpec, Fail, Family
+
+
+def observed_counts(params: tuple, dist: Any, logp: Any, data: Mapping[str, Any]) -> Any:
+    """The observed ``y`` (dims ``obs``) as a ``pm.CustomDist``: ``dist`` generates it
+    (prior predictive draws, as PyMC's own distribution) and ``logp`` is its log density,
+    written with the data-only terms in the ``y_logc`` container
+    (:meth:`CountFamily.logp_constant`).  ``params`` are the distribution's inputs."""
+    # imported here: PyMC takes seconds to import; only building a model needs it
+    import pymc as pm
+
+    return pm.CustomDist("y", *params, dist=dist, logp=logp, observed=data["y_obs"], dims="obs")
+
 
 COUNT = ColumnSpec("count", "Int64", "events or people with the outcome (whole number >= 0)", minimum=0)
 EXPOSURE = ColumnSpec("exposure", "float64", "trials (binomial, whole number >= count) or "
@@ -82,7 +94,19 @@ class CountFamily(Family):
         return np.asarray(arrays["exposure"], dtype=float)
 
     def data_containers(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"exposure": arrays["exposure"], "y_obs": arrays["count"]}
+        return {"exposure": arrays["exposure"], "y_obs": arrays["count"],
+                "y_logc": self.logp_constant(arrays)}
+
+    def logp_constant(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Each observation's log-likelihood term that depends on the data alone
+        (``-log y!``, ``log C(n, y)``, ...).  Required.
+
+        It is a ``pm.Data`` container (``y_logc``) that :meth:`add_likelihood` adds to
+        the log density, so the compiled density has the same value as PyMC's own
+        distribution but does not evaluate log-gamma functions of the data at every
+        gradient evaluation (PyTensor cannot fold them into constants: the data are
+        swapped on refits)."""
+        raise NotImplementedError
 
     def _with_y(self, arrays, y):
         return {"count": y}

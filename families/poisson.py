@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from nbdid.families.base import Z95, PooledStats
-from nbdid.families.counts import CountFamily
+from nbdid.families.counts import CountFamily, observed_counts
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -74,15 +74,41 @@ class Poisson(CountFamily):
     # ------------------------------------------------------------------ PyMC
     def add_likelihood(self, eta: Any, data: Mapping[str, Any], cfg: ModelConfig) -> None:
         import pymc as pm
+        import pytensor.tensor as pt
 
         if cfg.overdispersion == "ward_period":
             eta = self._ward_period_effect(eta, cfg, data)
-        mu = data["exposure"] * pm.math.exp(eta)
+        # the log densities below equal PyMC's Poisson and NegativeBinomial with
+        # mu = exposure * exp(eta); y * log(exposure) - log(y!) is data (y_logc)
+        logc = data["y_logc"]
         if cfg.overdispersion == "negbin":
             sigma_od = self._obs_sd("sigma_od", data, cfg)
-            pm.NegativeBinomial("y", mu=mu, alpha=1.0 / sigma_od**2, observed=data["y_obs"], dims="obs")
+
+            def nb_dist(eta, exposure, alpha, size):
+                return pm.NegativeBinomial.dist(mu=exposure * pt.exp(eta), alpha=alpha, size=size)
+
+            def nb_logp(y, eta, exposure, alpha):
+                mu = exposure * pt.exp(eta)
+                return (pt.gammaln(y + alpha) - pt.gammaln(alpha) + alpha * pt.log(alpha)
+                        + y * eta - (y + alpha) * pt.log(mu + alpha) + logc)
+
+            observed_counts((eta, data["exposure"], 1.0 / sigma_od**2), nb_dist, nb_logp, data)
         else:
-            pm.Poisson("y", mu=mu, observed=data["y_obs"], dims="obs")
+            def poisson_dist(eta, exposure, size):
+                return pm.Poisson.dist(mu=exposure * pt.exp(eta), size=size)
+
+            def poisson_logp(y, eta, exposure):
+                return y * eta - exposure * pt.exp(eta) + logc
+
+            observed_counts((eta, data["exposure"]), poisson_dist, poisson_logp, data)
+
+    def logp_constant(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``y * log(exposure) - log(y!)``."""
+        # imported here: SciPy's special functions load only when a model is built
+        from scipy.special import gammaln
+
+        y = np.asarray(arrays["count"], dtype=float)
+        return y * np.log(np.asarray(arrays["exposure"], dtype=float)) - gammaln(y + 1.0)
 
     # ------------------------------------------------------------------ NumPy draws
     def expected(self, eta, arrays):
