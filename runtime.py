@@ -88,11 +88,22 @@ def signals_unwind() -> Iterator[None]:
         _SIGNALS_SEEN.append(signum)
         raise Terminated
 
+    hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        # an interrupt raised inside a C callback (LLVM's object cache notifying Numba
+        # during a compilation) cannot propagate: Python prints it as "Exception ignored"
+        # with a traceback.  It is recorded above; callers check signals_seen().
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            hook(info)
+
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, on_sigint),
                 signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm)}
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

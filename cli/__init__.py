@@ -122,7 +122,12 @@ def _main(argv: Sequence[str] | None) -> int:
                     from nbdid.runtime import ignore_environment_notices
 
                     ignore_environment_notices()
-                return int(args.func(args) or 0)
+                code = int(args.func(args) or 0)
+                if signals_seen():
+                    # a library swallowed Ctrl-C/SIGTERM and the command went on to the
+                    # end: what it wrote is complete, but it was asked to stop
+                    raise interruption()
+                return code
     except Terminated:
         print(f"{name}: terminated", file=sys.stderr)
         return 143

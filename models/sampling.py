@@ -189,10 +189,16 @@ class CompiledModelCache:
         data = entry.data
         if entry.compiled is None:
             t0 = time.perf_counter()
+            seen = signals_seen()
             with compiling(f"{design.indicator}: compiling the {design.family.name} model",
                            quiet=self.quiet), persistent_compile(repr(key)) as disk:
                 entry.compiled = nutpie.compile_pymc_model(entry.model, var_names=stored_names(entry.model),
                                                            **disk["kwargs"])
+            if signals_seen() > seen:
+                # Ctrl-C/SIGTERM during the compilation, swallowed by a library (Numba and
+                # PyTensor catch exceptions while compiling): stop here, not after sampling
+                entry.compiled = None
+                raise interruption(f"{design.indicator}: interrupted while compiling")
             self.compile_count += 1
             # a compile leaves ~0.4 s of cyclic garbage (PyTensor graphs); collect it
             # here, with the compile, instead of in the middle of the next refit

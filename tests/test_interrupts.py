@@ -110,6 +110,78 @@ def test_error_after_a_swallowed_interrupt_is_an_interruption(monkeypatch, capsy
     assert capsys.readouterr().err.strip() == "nbdid fit: interrupted"
 
 
+def _swallowed_in_c_callback(sig: int) -> None:
+    """Deliver ``sig`` while Python code runs inside a C callback (as LLVM calls back into
+    Numba while it compiles): the handler's exception cannot leave the callback."""
+    import ctypes
+
+    @ctypes.CFUNCTYPE(None)
+    def callback():
+        os.kill(os.getpid(), sig)
+        time.sleep(5)
+
+    callback()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
+def test_interrupt_inside_a_c_callback_is_recorded_quietly(capsys):
+    """Python prints an exception it cannot raise from a C callback ("Exception ignored
+    in ...", with a traceback); an interrupt there is recorded instead, and quiet."""
+    from nbdid.runtime import signals_seen
+
+    with signals_unwind():
+        _swallowed_in_c_callback(signal.SIGTERM)
+        assert signals_seen() == 1
+        assert isinstance(interruption(), Terminated)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
+def test_swallowed_interrupt_while_compiling_stops_before_sampling(monkeypatch):
+    """SIGTERM while Numba compiled (inside LLVM's callback) was lost: the command went
+    on to sample and exited 0 with its results (seen under load in
+    test_two_commands_into_one_folder).  Now it stops when the compilation returns."""
+    import nutpie
+
+    from nbdid.config import ModelConfig, SamplerConfig
+    from nbdid.families import get_family
+    from nbdid.models.design import build_design
+    from nbdid.models.sampling import CompiledModelCache
+    from nbdid.models.simulate import simulate_panel
+
+    sampled = []
+
+    def compile_then_swallow(model, **kwargs):
+        _swallowed_in_c_callback(signal.SIGTERM)
+        return object()
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", compile_then_swallow)
+    monkeypatch.setattr(nutpie, "sample", lambda *a, **k: sampled.append(1))
+    panel, _ = simulate_panel("poisson", n_pairs=4, did=-0.2, seed=1)
+    design = build_design(panel, "crime", get_family("poisson"))
+    cache = CompiledModelCache(quiet=True)
+    with pytest.raises(Terminated, match="while compiling"), signals_unwind():
+        cache.sample(design, ModelConfig(), SamplerConfig(draws=40))
+    assert not sampled
+    assert all(entry.compiled is None for entry in cache._entries.values())
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
+def test_command_that_swallowed_an_interrupt_does_not_exit_0(monkeypatch, capsys):
+    """A command whose interrupt a library swallowed, and that then finished, ends as
+    terminated (143, one line), not as a success."""
+    import nbdid.cli.fit as cli_fit
+    from nbdid.cli import main
+
+    def run_fit(args):
+        _swallowed_in_c_callback(signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(cli_fit, "run_fit", run_fit)
+    assert main(["fit", "--data", "x.csv", "--indicator", "crime", "--out", "o"]) == 143
+    assert capsys.readouterr().err.strip() == "nbdid fit: terminated"
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
 def test_signals_unwind_and_are_recorded():
     with pytest.raises(Terminated), signals_unwind():
