@@ -201,13 +201,132 @@ def test_count_log_density_follows_swapped_data(family, overdispersion):
     rng = np.random.default_rng(4)
     counts = design.arrays["count"]
     new_counts = np.minimum(rng.poisson(counts + 1.0), np.round(design.arrays["exposure"])).astype("int64")
+    if family == "poisson":
+        new_counts[:6] = new_counts[0]  # ties: fewer distinct counts than before
     new = dataclasses.replace(design, arrays={**design.arrays, "count": new_counts})
     with model:
         prior = pm.sample_prior_predictive(draws=5, random_seed=5, compile_kwargs=FAST).prior
         pm.set_data({k: v for k, v in model_data(new, cfg).items() if k in model.named_vars})
     assert np.allclose(model["y_logc"].get_value(), design.family.logp_constant(new.arrays))
+    if family == "poisson" and overdispersion == "negbin":
+        # the negative binomial's log-gamma table (one entry per distinct count) now has
+        # another length: the refit must still give every observation its own term
+        assert len(np.unique(new_counts)) != len(np.unique(counts))
+        assert model["y_distinct"].get_value().tolist() == np.unique(new_counts).tolist()
     idata = az.InferenceData(posterior=prior)
     with pytensor.config.change_flags(mode="FAST_COMPILE"):
         got = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False,
                                         progressbar=False)["y"].values
     np.testing.assert_allclose(got, log_likelihood(prior, new), rtol=1e-9, atol=1e-9)
+
+
+def test_negbin_compiled_model_takes_another_number_of_distinct_counts():
+    """The negative binomial evaluates log Gamma(y + alpha) once per distinct count
+    (``y_distinct``) and gathers it per observation (``y_level``).  nutpie's compiled
+    model, refitted with ``with_data`` on counts with more distinct values, must give
+    the same log density as PyMC's own graph with the new data."""
+    import ctypes
+
+    import nutpie
+
+    from nbdid.models.design import model_data
+
+    design = _design("poisson", forms="centred")
+    cfg = resolve_model_config(design, dataclasses.replace(ModelConfig(), overdispersion="negbin"))
+    model = build_model(design, cfg)
+    compiled = nutpie.compile_pymc_model(model)
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(design.arrays["count"] * 3 + 7)
+    counts[:6] = counts[0]  # ties: fewer distinct counts than the compiled model saw
+    new = dataclasses.replace(design, arrays={**design.arrays, "count": counts})
+    data = model_data(new, cfg)
+    assert len(data["y_distinct"]) < len(np.unique(design.arrays["count"]))
+    assert np.array_equal(data["y_distinct"][data["y_level"]], counts)
+    refit = compiled.with_data(**{k: v for k, v in data.items() if k in compiled.shared_data})
+    with model:
+        pm.set_data({k: v for k, v in data.items() if k in model.named_vars})
+    point = model.initial_point()
+    x = np.concatenate([np.ravel(point[v.name]) for v in model.value_vars]).astype("float64")
+    grad, logp = np.zeros(refit.n_dim), np.zeros(())
+    dptr = ctypes.POINTER(ctypes.c_double)
+    refit.compiled_logp_func.ctypes(refit.n_dim, x.ctypes.data_as(dptr), grad.ctypes.data_as(dptr),
+                                    logp.ctypes.data_as(dptr), ctypes.c_void_p(refit.user_data.ctypes.data))
+    np.testing.assert_allclose(float(logp), float(model.compile_logp()(point)), rtol=1e-10)
+
+
+@pytest.mark.parametrize(("family", "settings"), [
+    ("poisson", {}),
+    ("poisson", {"overdispersion": "negbin", "mean_level": True}),
+    ("binomial", {"ward_corr": True}),
+    ("poisson", {"ward_change": False}),
+    ("poisson", {"ward_effects": False}),
+    ("poisson", {"event_study": True}),
+    ("poisson", {"mean_level": True, "covariates": ("imd",), "pair_effects": False}),
+])
+def test_grid_broadcasts_equal_the_indexed_model(family, settings, monkeypatch):
+    """On a complete ward x period grid (``Design.grid``) the model tiles and repeats
+    ward and period terms instead of indexing them per observation.  It must be the
+    same model: log density and gradient equal to the indexed graph's at a random point."""
+    from nbdid.models.design import Design
+
+    settings = dict(settings)
+    design = _design(family, n_periods=3, event_study=settings.pop("event_study", False),
+                     covariates=settings.pop("covariates", ()), pairs=settings.pop("pair_effects", True))
+    assert design.grid
+    cfg = resolve_model_config(design, dataclasses.replace(ModelConfig(), **settings))
+    rng = np.random.default_rng(3)
+
+    def density(model):
+        point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+        with pytensor.config.change_flags(mode="FAST_COMPILE"):
+            return model.compile_logp()(point), model.compile_dlogp()(point), point
+
+    grid_model = build_model(design, cfg)
+    monkeypatch.setattr(Design, "grid", property(lambda self: False))
+    indexed_model = build_model(design, cfg)
+    monkeypatch.undo()
+    rng = np.random.default_rng(3)
+    lp_grid, g_grid, point = density(grid_model)
+    rng = np.random.default_rng(3)
+    lp_idx, g_idx, point2 = density(indexed_model)
+    assert point.keys() == point2.keys()
+    np.testing.assert_allclose(lp_grid, lp_idx, rtol=1e-12)
+    np.testing.assert_allclose(g_grid, g_idx, rtol=1e-10, atol=1e-10)
+
+
+def test_negbin_log_gamma_ratio_is_accurate_for_any_alpha():
+    """``log Gamma(y + a) - log Gamma(a) - y log a`` equals ``sum_{k<y} log1p(k / a)``
+    (summed exactly) from alpha = 0.3 to 1e15: the direct difference of log-gamma values
+    loses its digits as alpha grows, which collapsed the sampler's step size on nearly
+    Poisson national panels."""
+    import math
+
+    from nbdid.families.poisson import nb_log_gamma_ratio
+
+    y = np.array([0, 1, 2, 3, 7, 40, 250, 1999, 30000], dtype=float)
+    for alpha in (0.3, 2.0, 75.0, 1e4, 3e5, 1e7, 1e9, 1e12, 1e15):
+        with pytensor.config.change_flags(mode="FAST_COMPILE"):
+            got = nb_log_gamma_ratio(pytensor.tensor.as_tensor(y), pytensor.tensor.as_tensor(np.float64(alpha))).eval()
+        exact = np.array([math.fsum(math.log1p(k / alpha) for k in range(int(v))) for v in y])
+        np.testing.assert_allclose(got, exact, rtol=1e-9, atol=1e-13, err_msg=f"alpha={alpha}")
+
+
+def test_negbin_density_tends_to_poisson_without_noise():
+    """At a huge alpha (sigma_od -> 0) the negative binomial's log density is the
+    Poisson's to rounding; PyMC's own form, a difference of numbers of size
+    alpha log(alpha), is off by whole units per observation there."""
+    design = _design("poisson")
+    cfg = resolve_model_config(design, dataclasses.replace(ModelConfig(), overdispersion="negbin"))
+    model = build_model(design, cfg)
+    with model:
+        prior = pm.sample_prior_predictive(draws=4, random_seed=2, compile_kwargs=FAST).prior
+    for sigma in (1e-8, 1e-10):  # alpha = 1e16, 1e20
+        draws = prior.copy()
+        draws["sigma_od"] = draws["sigma_od"] * 0 + sigma
+        with pytensor.config.change_flags(mode="FAST_COMPILE"):
+            got = pm.compute_log_likelihood(az.InferenceData(posterior=draws), model=model,
+                                            extend_inferencedata=False, progressbar=False)["y"].values
+        poisson = log_likelihood(draws.drop_vars("sigma_od"), design)
+        # the negative binomial differs from the Poisson by about ((y - mu)^2 - y) / (2 alpha),
+        # under 1e-6 of these prior draws' densities (PyMC's form: about 74 per observation)
+        np.testing.assert_allclose(got, poisson, rtol=1e-9)
