@@ -35,10 +35,10 @@ def nb_log_gamma_ratio(y: Any, alpha: Any) -> Any:
     accurate for any ``alpha > 0`` (a PyTensor expression).
 
     Directly while ``alpha <= 100 y`` (rounding error about 1e-16 alpha log(alpha), a
-    relative 1e-10 of the value at most), and as the
-    series ``sum_{k<y} log(1 + k / alpha) = S1/a - S2/(2a^2) + S3/(3a^3) - S4/(4a^4)``
+    relative 1e-10 of the value at most), and beyond that as the series
+    ``sum_{k<y} log(1 + k / alpha) = S1/a - S2/(2a^2) + S3/(3a^3) - S4/(4a^4)``
     (``S_j = sum_{k<y} k^j``, ``k / alpha <= 0.01``, truncation error below
-    ``y * 1e-11``) beyond: the direct difference of two log-gamma values of size
+    ``y * 1e-11``): the direct difference of two log-gamma values of size
     ``alpha log(alpha)`` loses all its digits as ``alpha`` grows.
     """
     # imported here: PyTensor loads with PyMC; only building a model needs it

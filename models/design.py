@@ -871,10 +871,11 @@ def link_centre(design: Design) -> float:
 
 
 WARD_DIM_DATA = ("ward_treated", "ward_pair_idx", "ward_has_change")
+"""``pm.Data`` containers with dims ``ward`` (all others are scalars or dims ``obs``)."""
+
 FREE_DIM_DATA = ("y_distinct",)
 """``pm.Data`` containers without a dim: lookup tables whose length changes with the data
 (the distinct counts of :meth:`nbdid.families.poisson.Poisson.data_containers`)."""
-"""``pm.Data`` containers with dims ``ward`` (all others are scalars or dims ``obs``)."""
 
 DATA_DIMS: dict[str, tuple[str, ...]] = {"cov_ward": ("ward", "covariate"), "cov_tv": ("obs", "covariate")}
 """``pm.Data`` containers with two dims."""
@@ -1055,7 +1056,7 @@ def add_did_terms(design: Design, cfg: ModelConfig):
 
     # covariates: ward-level ones per ward (inside the level and change means, so the
     # centred forms keep their hierarchical centring), ward-period ones per observation
-    change_extra = pt.zeros(len(design.coords["ward"]))  # covariate part of each ward's mean change
+    change_extra = pt.zeros(n_ward)  # covariate part of each ward's mean change
     obs_extra = pt.zeros(design.n_obs)
     if design.covariates:
         beta = prior("beta_cov", "covariate", dims="covariate")
