@@ -22,7 +22,7 @@ import pandas as pd
 
 from nbdid.errors import ModelError
 from nbdid.families.base import Z95, Fail, PooledStats, expit, logit
-from nbdid.families.counts import CountFamily, observed_counts
+from nbdid.families.counts import CountFamily, log_gamma_ratio, observed_counts
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -122,10 +122,16 @@ class Binomial(CountFamily):
                 a, b = shapes(eta, sigma_od)
                 return pm.BetaBinomial.dist(n=n, alpha=a, beta=b, size=size)
 
+            # log B(y + a, n - y + b) - log B(a, b) written as
+            # D(y, a) + D(n - y, b) - D(n, a + b) + y log p + (n - y) log(1 - p), with
+            # D(k, x) = log Gamma(k + x) - log Gamma(x) - k log(x) (log_gamma_ratio) and
+            # p = a / (a + b): as sigma_od -> 0 (binomial data) the D terms go to 0 and
+            # the density to the binomial's, where the six log-gamma values of size
+            # (a + b) log(a + b) of the textbook form cancel to rounding noise
             def bb_logp(y, eta, n, sigma_od):
                 a, b = shapes(eta, sigma_od)
-                return (pt.gammaln(y + a) + pt.gammaln(n - y + b) - pt.gammaln(n + a + b)
-                        - pt.gammaln(a) - pt.gammaln(b) + pt.gammaln(a + b) + logc)
+                return (log_gamma_ratio(y, a) + log_gamma_ratio(n - y, b) - log_gamma_ratio(n, a + b)
+                        + y * eta - n * pt.softplus(eta) + logc)
 
             observed_counts((eta, trials, sigma_od), bb_dist, bb_logp, data)
         else:

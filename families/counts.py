@@ -23,6 +23,38 @@ def observed_counts(params: tuple, dist: Any, logp: Any, data: Mapping[str, Any]
     return pm.CustomDist("y", *params, dist=dist, logp=logp, observed=data["y_obs"], dims="obs")
 
 
+def log_gamma_ratio(y: Any, alpha: Any) -> Any:
+    """``log Gamma(y + alpha) - log Gamma(alpha) - y log(alpha)`` for counts ``y``,
+    accurate for any ``alpha > 0`` (a PyTensor expression, elementwise).
+
+    The negative binomial (:class:`~nbdid.families.poisson.Poisson`) and the
+    beta-binomial (:class:`~nbdid.families.binomial.Binomial`) write their log densities
+    with it, so that they tend to the Poisson's and the binomial's as the overdispersion
+    ``sigma_od`` goes to 0 instead of losing their digits.
+
+    Directly while ``alpha <= 100 y`` (rounding error about 1e-16 alpha log(alpha), a
+    relative 1e-10 of the value at most), and beyond that as the series
+    ``sum_{k<y} log(1 + k / alpha) = S1/a - S2/(2a^2) + S3/(3a^3) - S4/(4a^4)``
+    (``S_j = sum_{k<y} k^j``, ``k / alpha <= 0.01``, truncation error below
+    ``y * 1e-11``): the direct difference of two log-gamma values of size
+    ``alpha log(alpha)`` loses all its digits as ``alpha`` grows.
+    """
+    # imported here: PyTensor loads with PyMC; only building a model needs it
+    import pytensor.tensor as pt
+
+    large = alpha > 100.0 * y
+    safe = pt.switch(large, 1.0, alpha)  # the direct branch's value is discarded there
+    direct = pt.gammaln(y + safe) - pt.gammaln(safe) - y * pt.log(safe)
+    m = y - 1.0
+    s1 = m * y / 2.0
+    s2 = m * y * (2.0 * m + 1.0) / 6.0
+    s3 = s1**2
+    s4 = m * y * (2.0 * m + 1.0) * (3.0 * m**2 + 3.0 * m - 1.0) / 30.0
+    inv = 1.0 / pt.switch(large, alpha, 1.0 + 100.0 * y)  # finite where it is discarded
+    series = inv * (s1 - inv * (s2 / 2.0 - inv * (s3 / 3.0 - inv * s4 / 4.0)))
+    return pt.switch(large, series, direct)
+
+
 COUNT = ColumnSpec("count", "Int64", "events or people with the outcome (whole number >= 0)", minimum=0)
 EXPOSURE = ColumnSpec("exposure", "float64", "trials (binomial, whole number >= count) or "
                       "population/households (poisson, > 0)")

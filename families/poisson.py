@@ -22,39 +22,12 @@ import numpy as np
 import pandas as pd
 
 from nbdid.families.base import Z95, PooledStats
-from nbdid.families.counts import CountFamily, observed_counts
+from nbdid.families.counts import CountFamily, log_gamma_ratio, observed_counts
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from nbdid.config import ModelConfig
-
-
-def nb_log_gamma_ratio(y: Any, alpha: Any) -> Any:
-    """``log Gamma(y + alpha) - log Gamma(alpha) - y log(alpha)`` for counts ``y``,
-    accurate for any ``alpha > 0`` (a PyTensor expression).
-
-    Directly while ``alpha <= 100 y`` (rounding error about 1e-16 alpha log(alpha), a
-    relative 1e-10 of the value at most), and beyond that as the series
-    ``sum_{k<y} log(1 + k / alpha) = S1/a - S2/(2a^2) + S3/(3a^3) - S4/(4a^4)``
-    (``S_j = sum_{k<y} k^j``, ``k / alpha <= 0.01``, truncation error below
-    ``y * 1e-11``): the direct difference of two log-gamma values of size
-    ``alpha log(alpha)`` loses all its digits as ``alpha`` grows.
-    """
-    # imported here: PyTensor loads with PyMC; only building a model needs it
-    import pytensor.tensor as pt
-
-    large = alpha > 100.0 * y
-    safe = pt.switch(large, 1.0, alpha)  # the direct branch's value is discarded there
-    direct = pt.gammaln(y + safe) - pt.gammaln(safe) - y * pt.log(safe)
-    m = y - 1.0
-    s1 = m * y / 2.0
-    s2 = m * y * (2.0 * m + 1.0) / 6.0
-    s3 = s1**2
-    s4 = m * y * (2.0 * m + 1.0) * (3.0 * m**2 + 3.0 * m - 1.0) / 30.0
-    inv = 1.0 / pt.switch(large, alpha, 1.0 + 100.0 * y)  # finite where it is discarded
-    series = inv * (s1 - inv * (s2 / 2.0 - inv * (s3 / 3.0 - inv * s4 / 4.0)))
-    return pt.switch(large, series, direct)
 
 
 class Poisson(CountFamily):
@@ -127,7 +100,7 @@ class Poisson(CountFamily):
             def nb_logp(y, eta, exposure, alpha):
                 mu = exposure * pt.exp(eta)
                 shrink = pt.log1p(mu / alpha)
-                return (nb_log_gamma_ratio(distinct, alpha)[level] + y * eta
+                return (log_gamma_ratio(distinct, alpha)[level] + y * eta
                         - (alpha + y) * shrink + logc)
 
             observed_counts((eta, data["exposure"], 1.0 / sigma_od**2), nb_dist, nb_logp, data)
