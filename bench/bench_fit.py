@@ -166,6 +166,34 @@ def _floor(cache, res, s) -> tuple[float, float, int]:
     return per_eval * evals / lanes, per_eval, evals
 
 
+def _warm_refit(panel, s, repeats: int, label: str):
+    """Compile once, then time ``repeats`` warm refits; print refit and floor."""
+    from nbdid.models.sampling import CompiledModelCache
+    from nbdid.workflow.fit import fit
+
+    cache = CompiledModelCache()
+    fit(panel, "crime", compiled_cache=cache, **s)  # compile (or load) once
+    warm, sampling = [], []
+    res = None
+    for rep in range(repeats):
+        new = _redrawn(panel, rep + 1)
+        t = time.perf_counter()
+        res = fit(new, "crime", compiled_cache=cache, **s)
+        warm.append(time.perf_counter() - t)
+        sampling.append(res.timing["sampling_seconds"])
+    assert cache.compile_count == 1, "a warm refit recompiled"
+    refit = _median(warm)
+    floor, per_eval, evals = _floor(cache, res, s)
+    print(f"warm refit{label}, end to end:  {refit:6.2f} s median "
+          f"({', '.join(f'{x:.2f}' for x in warm)}); "
+          f"sampling {_median(sampling):.2f} s, the rest {refit - _median(sampling):.2f} s", flush=True)
+    print(f"sampling floor{label}:          {floor:6.2f} s = {per_eval * 1e6:.1f} us per logp+grad x "
+          f"{evals} evaluations / {min(s['chains'], os.cpu_count() or 1)} lanes; "
+          f"refit = {refit / floor:.1f} x floor, sampling = {_median(sampling) / floor:.1f} x floor",
+          flush=True)
+    return cache, refit, res
+
+
 def main() -> int:
     """Run the benchmark and print the measurements and ratios."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -178,14 +206,14 @@ def main() -> int:
     ap.add_argument("--no-numpyro", action="store_true")
     ap.add_argument("--no-brms", action="store_true")
     ap.add_argument("--all-seven", action="store_true")
+    ap.add_argument("--compare-indexed", action="store_true",
+                    help="also time the refit with the complete-grid broadcasts switched off")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
     # numpyro runs chains in parallel only on as many XLA devices; set before JAX loads
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={a.chains}")
 
     from nbdid.data_prep.synthetic import load_default_panel
-    from nbdid.models.sampling import CompiledModelCache
-    from nbdid.workflow.fit import fit
 
     s = {"draws": a.draws, "tune": a.tune, "chains": a.chains}
     print(f"nbdid fit benchmark: crime, {a.chains} chains x {a.draws} draws (+{a.tune} tune), "
@@ -211,25 +239,19 @@ def main() -> int:
                      f"a few s (fresh: {first['compile_seconds']:.1f} s)"))
 
     panel = load_default_panel()
-    cache = CompiledModelCache()
-    fit(panel, "crime", compiled_cache=cache, **s)  # compile (or load) once
-    warm, sampling = [], []
-    res = None
-    for rep in range(a.repeats):
-        new = _redrawn(panel, rep + 1)
-        t = time.perf_counter()
-        res = fit(new, "crime", compiled_cache=cache, **s)
-        warm.append(time.perf_counter() - t)
-        sampling.append(res.timing["sampling_seconds"])
-    assert cache.compile_count == 1, "a warm refit recompiled"
-    refit = _median(warm)
-    floor, per_eval, evals = _floor(cache, res, s)
-    print(f"warm refit, end to end:  {refit:6.2f} s median ({', '.join(f'{x:.2f}' for x in warm)}); "
-          f"sampling {_median(sampling):.2f} s, the rest {refit - _median(sampling):.2f} s", flush=True)
-    print(f"sampling floor:          {floor:6.2f} s = {per_eval * 1e6:.1f} us per logp+grad x "
-          f"{evals} evaluations / {min(a.chains, os.cpu_count() or 1)} lanes; "
-          f"refit = {refit / floor:.1f} x floor, sampling = {_median(sampling) / floor:.1f} x floor",
-          flush=True)
+    cache, refit, res = _warm_refit(panel, s, a.repeats, "")
+    if a.compare_indexed:
+        # the same refit with the complete-grid broadcasts switched off (every term
+        # gathered by index), side by side in this run
+        from nbdid.models.design import Design
+
+        saved = Design.grid
+        Design.grid = property(lambda self: False)
+        try:
+            _, refit_ix, _ = _warm_refit(panel, s, a.repeats, " (indexed graph)")
+        finally:
+            Design.grid = saved
+        rows.append(("indexed graph / grid graph, refit", f"{refit_ix / refit:.2f} x", "(information)"))
     rows.append(("warm refit end to end", f"{refit:.2f} s", f"<= {REFIT_TARGET} s"))
 
     if not a.no_pymc:
