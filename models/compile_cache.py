@@ -56,9 +56,10 @@ _ACTIVE: dict[str, Any] = {}
 
 
 def versions_tag() -> str:
-    """Short hash of the Python version and the versions of the compiling packages:
-    the name of this installation's cache subfolder (another version, another folder)."""
-    parts = [platform.python_version(), platform.machine()]
+    """Short hash of the Python version, the versions of the compiling packages and
+    Numba's optimisation level (``NUMBA_OPT``): the name of this installation's cache
+    subfolder (another version or level, another folder)."""
+    parts = [platform.python_version(), platform.machine(), f"NUMBA_OPT={os.environ.get('NUMBA_OPT', '')}"]
     for name in _VERSIONED:
         try:
             parts.append(f"{name}={metadata.version(name)}")
@@ -335,6 +336,7 @@ def register_cacheable_special_functions() -> None:
     from pytensor.link.numba.dispatch import basic as numba_basic
     from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
     from pytensor.link.numba.dispatch.scalar import scalar_op_cache_key
+
     # imported here: as above (PyTensor loads with PyMC)
     from pytensor.scalar.math import Psi
 

@@ -229,12 +229,15 @@ def test_negbin_compiled_model_takes_another_number_of_distinct_counts():
 
     import nutpie
 
+    from nbdid.models.compile_cache import persistent_compile
     from nbdid.models.design import model_data
 
     design = _design("poisson", forms="centred")
     cfg = resolve_model_config(design, dataclasses.replace(ModelConfig(), overdispersion="negbin"))
     model = build_model(design, cfg)
-    compiled = nutpie.compile_pymc_model(model)
+    # through the per-user compile cache, as nbdid's sampler compiles (55 s cold)
+    with persistent_compile("test: negbin with another number of distinct counts") as disk:
+        compiled = nutpie.compile_pymc_model(model, **disk["kwargs"])
     rng = np.random.default_rng(1)
     counts = rng.poisson(design.arrays["count"] * 3 + 7)
     counts[:6] = counts[0]  # ties: fewer distinct counts than the compiled model saw
