@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nbdid.errors import OutputError
+from nbdid.runtime import raise_if_interrupted
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -152,13 +153,16 @@ def remove_dead_temps(folder: str | os.PathLike[str], names: Iterable[str] | Non
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
 
-    On any exception the temporary file is removed and ``target`` is left untouched.
+    On any exception the temporary file is removed and ``target`` is left untouched.  A
+    command that has received Ctrl-C or SIGTERM puts no file in place, even when a
+    library swallowed the signal (:func:`nbdid.runtime.raise_if_interrupted`).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = new_temp_file(target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         yield tmp_path
+        raise_if_interrupted(f"stopped before writing {target}")
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -47,6 +47,9 @@ class Terminated(KeyboardInterrupt):
 _SIGNALS_SEEN: list[int] = []
 """Signals received while :func:`signals_unwind` was active (most recent last)."""
 
+_UNWIND_DEPTH = [0]
+"""How many :func:`signals_unwind` blocks are active (0: library use, no handlers)."""
+
 
 def signals_seen() -> int:
     """How many SIGINT/SIGTERM :func:`signals_unwind` has seen so far (to tell whether a
@@ -65,6 +68,19 @@ def interruption(message: str = "") -> KeyboardInterrupt:
     if _SIGNALS_SEEN and _SIGNALS_SEEN[-1] == signal.SIGTERM:
         return Terminated(message)
     return KeyboardInterrupt(message)
+
+
+def raise_if_interrupted(message: str = "") -> None:
+    """Raise :func:`interruption` if the running command has received Ctrl-C or SIGTERM.
+
+    A signal normally ends the command where it arrives.  When a library swallowed it
+    (Numba's and PyTensor's compilers catch exceptions; an interrupt inside a C callback
+    cannot propagate at all), the command would otherwise run on to the end: this is
+    the checkpoint that stops it before it starts sampling and before any file is put
+    in place.  Outside a :func:`signals_unwind` block (Python API) it does nothing.
+    """
+    if _UNWIND_DEPTH[0] and _SIGNALS_SEEN:
+        raise interruption(message)
 
 
 @contextlib.contextmanager
@@ -100,9 +116,11 @@ def signals_unwind() -> Iterator[None]:
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, on_sigint),
                 signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm)}
     sys.unraisablehook = unraisable
+    _UNWIND_DEPTH[0] += 1
     try:
         yield
     finally:
+        _UNWIND_DEPTH[0] -= 1
         sys.unraisablehook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -125,7 +125,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 code = int(args.func(args) or 0)
                 if signals_seen():
                     # a library swallowed Ctrl-C/SIGTERM and the command went on to the
-                    # end: what it wrote is complete, but it was asked to stop
+                    # end: it wrote nothing after the signal (outputs.atomic_path), but it
+                    # was asked to stop
                     raise interruption()
                 return code
     except Terminated:

@@ -34,7 +34,7 @@ from nbdid.models.compile_cache import persistent_compile
 from nbdid.models.design import Design, model_data, resolve_model_config
 from nbdid.models.model import build_model
 from nbdid.models.progress import animated, compiling
-from nbdid.runtime import interruption, signals_seen
+from nbdid.runtime import interruption, raise_if_interrupted, signals_seen
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -205,6 +205,9 @@ class CompiledModelCache:
             gc.collect()
             timing["compile_seconds"] = timing.get("compile_seconds", 0.0) + time.perf_counter() - t0
             timing["compiled"] = "disk" if disk["hits"] and not disk["misses"] else "fresh"
+        # a signal a library swallowed earlier (building the model, loading it) ends the
+        # command here, not after sampling
+        raise_if_interrupted(f"{design.indicator}: interrupted before sampling")
         t_sample = time.perf_counter()
         # containers the model's log density does not use (e.g. ``post`` in an
         # event study) are not part of the compiled model
@@ -256,6 +259,7 @@ class CompiledModelCache:
         # imported here: PyMC takes seconds to import; only building a model needs it
         import pymc as pm
 
+        raise_if_interrupted("interrupted before sampling")
         seen = signals_seen()
         try:
             with entry.model:

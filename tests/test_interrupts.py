@@ -167,6 +167,47 @@ def test_swallowed_interrupt_while_compiling_stops_before_sampling(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
+def test_swallowed_interrupt_before_compiling_stops_before_sampling(monkeypatch):
+    """SIGTERM swallowed before the compilation (while the model was built or imports
+    ran) was only noticed at the very end: the command sampled and wrote its results,
+    then exited 143 (CI, test_two_commands_into_one_folder).  Now it stops before
+    sampling."""
+    import nutpie
+
+    from nbdid.config import ModelConfig, SamplerConfig
+    from nbdid.families import get_family
+    from nbdid.models.design import build_design
+    from nbdid.models.sampling import CompiledModelCache
+    from nbdid.models.simulate import simulate_panel
+
+    sampled = []
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda model, **kwargs: object())
+    monkeypatch.setattr(nutpie, "sample", lambda *a, **k: sampled.append(1))
+    panel, _ = simulate_panel("poisson", n_pairs=4, did=-0.2, seed=1)
+    design = build_design(panel, "crime", get_family("poisson"))
+    cache = CompiledModelCache(quiet=True)
+    with pytest.raises(Terminated, match="before sampling"), signals_unwind():
+        _swallowed_in_c_callback(signal.SIGTERM)
+        cache.sample(design, ModelConfig(), SamplerConfig(draws=40))
+    assert not sampled
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
+def test_command_asked_to_stop_puts_no_file_in_place(tmp_path):
+    """Whatever a library swallowed, a command that received SIGTERM writes no result:
+    the temporary file is removed and the target never appears."""
+    target = tmp_path / "crime.nc"
+    with pytest.raises(Terminated, match="before writing"), signals_unwind():
+        _swallowed_in_c_callback(signal.SIGTERM)
+        write_text("complete but unwanted\n", target)
+    assert list(tmp_path.iterdir()) == []
+    # outside a command (Python API, no handlers) an earlier command's record is no
+    # reason to refuse
+    write_text("fine\n", target)
+    assert target.read_text() == "fine\n"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
 def test_command_that_swallowed_an_interrupt_does_not_exit_0(monkeypatch, capsys):
     """A command whose interrupt a library swallowed, and that then finished, ends as
     terminated (143, one line), not as a success."""
