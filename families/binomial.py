@@ -7,8 +7,8 @@ For ward ``w`` in period ``t`` with ``y`` people with the outcome out of ``N`` t
 ``exp(did)`` is the odds ratio for a typical ward.  Overdispersion
 (``ModelConfig.overdispersion``): ``"ward_period"`` adds a non-centred normal
 ward x period effect (``sigma_wp * wp_z``); ``"negbin"`` uses the beta-binomial, with
-``sigma_od`` the coefficient of variation of the beta mixing distribution; ``"none"``
-is the plain binomial.  See ``docs/models.md``.
+``sigma_od`` the standard deviation of the beta mixing distribution on the logit scale
+(:func:`beta_shapes`); ``"none"`` is the plain binomial.  See ``docs/models.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,38 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from nbdid.config import ModelConfig
+
+
+_KAPPA_MIN = 1e-3
+"""Smallest beta concentration ``a + b`` (only reached with ``sigma_od`` above 2)."""
+
+_ETA_MAX = 700.0
+"""``|eta|`` beyond which ``exp(eta)`` would overflow (a probability of 1 - 1e-304)."""
+
+
+def beta_shapes(eta: np.ndarray, sigma_od: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Shapes ``a, b`` of the beta-binomial's mixing distribution for logit ``eta``.
+
+    The success probability ``q`` of an observation is ``Beta(a, b)`` with mean
+    ``p = invlogit(eta)`` and variance ``(sigma_od p (1 - p))^2``: what a normal
+    observation-level effect of SD ``sigma_od`` on the logit scale gives to first order,
+    so ``sigma_od`` means what ``sigma_wp`` (``overdispersion = "ward_period"``) means,
+    and for small ``p`` it is the coefficient of variation of ``q``.  The concentration
+    is ``kappa = a + b = 1 / (sigma_od^2 p (1 - p)) - 1`` (at least ``_KAPPA_MIN``).
+
+    The concentration grows as ``p`` nears 0 or 1.  With a constant coefficient of
+    variation instead (``kappa = (1 - p) / (p sigma_od^2) - 1``, nbdid before 2026-12)
+    it fell to 0 as ``p`` neared 1, where the likelihood goes flat: on an annual
+    national panel some chains parked a few wards' post-period logits near +8 (data:
+    -1.6) and stayed there, 1,600 log-density units below the others (docs/scale.md).
+    """
+    eta = np.clip(np.asarray(eta, dtype=float), -_ETA_MAX, _ETA_MAX)
+    s2 = np.asarray(sigma_od, dtype=float) ** 2
+    p = expit(eta)
+    big = 2.0 + 2.0 * np.cosh(eta) > (1.0 + _KAPPA_MIN) * s2
+    a = np.where(big, (1.0 + np.exp(eta)) / s2 - p, _KAPPA_MIN * p)
+    b = np.where(big, (1.0 + np.exp(-eta)) / s2 - (1.0 - p), _KAPPA_MIN * (1.0 - p))
+    return a, b
 
 
 class Binomial(CountFamily):
@@ -114,9 +146,16 @@ class Binomial(CountFamily):
             sigma_od = self._obs_sd("sigma_od", data, cfg)
 
             def shapes(eta, sigma_od):
+                # beta_shapes (below) in PyTensor: a = p kappa = (1 + e^eta) / s^2 - p
+                # and b = (1 - p) kappa = (1 + e^-eta) / s^2 - (1 - p), exact and
+                # finite where kappa itself overflows (|eta| large)
+                eta = pt.clip(eta, -_ETA_MAX, _ETA_MAX)
                 p = pm.math.invlogit(eta)
-                kappa = pt.maximum((1 - p) / (p * sigma_od**2) - 1.0, 1e-3)
-                return p * kappa, (1 - p) * kappa
+                s2 = sigma_od**2
+                big = 2.0 + 2.0 * pt.cosh(eta) > (1.0 + _KAPPA_MIN) * s2  # kappa > _KAPPA_MIN
+                a = pt.switch(big, (1.0 + pt.exp(eta)) / s2 - p, _KAPPA_MIN * p)
+                b = pt.switch(big, (1.0 + pt.exp(-eta)) / s2 - (1.0 - p), _KAPPA_MIN * (1.0 - p))
+                return a, b
 
             def bb_dist(eta, n, sigma_od, size):
                 a, b = shapes(eta, sigma_od)
@@ -161,9 +200,8 @@ class Binomial(CountFamily):
         p = 1.0 / (1.0 + np.exp(-eta))
         trials = np.round(arrays["exposure"]).astype(np.int64)
         if "sigma_od" in posterior:
-            cv = posterior["sigma_od"].values[..., None]
-            kappa = np.maximum((1 - p) / (p * cv**2) - 1.0, 1e-3)
-            p = rng.beta(p * kappa, (1 - p) * kappa)
+            a, b = beta_shapes(eta, posterior["sigma_od"].values[..., None])
+            p = rng.beta(a, b)
         return rng.binomial(np.broadcast_to(trials, p.shape), p)
 
     def log_likelihood(self, eta, posterior: xr.Dataset, arrays):
@@ -173,9 +211,8 @@ class Binomial(CountFamily):
         trials = np.round(arrays["exposure"]).astype(np.int64)
         p = expit(eta)
         if "sigma_od" in posterior:
-            cv = posterior["sigma_od"].values[..., None]
-            kappa = np.maximum((1 - p) / (p * cv**2) - 1.0, 1e-3)
-            return stats.betabinom.logpmf(y, trials, p * kappa, (1 - p) * kappa)
+            a, b = beta_shapes(eta, posterior["sigma_od"].values[..., None])
+            return stats.betabinom.logpmf(y, trials, a, b)
         return stats.binom.logpmf(y, trials, p)
 
     # ------------------------------------------------------------------ frequentist

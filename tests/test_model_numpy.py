@@ -335,3 +335,49 @@ def test_overdispersed_density_tends_to_the_plain_one_without_noise(family):
         # the two differ by about ((y - mu)^2 - y) / (2 alpha), under 1e-6 of these prior
         # draws' densities (PyMC's negative binomial: about 74 per observation)
         np.testing.assert_allclose(got, plain, rtol=1e-9)
+
+
+def test_beta_binomial_mixing_sd_is_sigma_on_the_logit_scale():
+    """The beta mixing distribution has mean p and SD sigma_od p (1 - p) exactly, for any
+    p, so sigma_od is an SD on the logit scale (like sigma_wp) and the concentration
+    grows, not falls, as p nears 0 or 1."""
+    from nbdid.families.binomial import beta_shapes
+
+    eta = np.array([-12.0, -3.0, -1.6, 0.0, 1.6, 3.0, 12.0])
+    p = 1.0 / (1.0 + np.exp(-eta))
+    for sigma in (1e-3, 0.05, 0.4, 1.5):
+        a, b = beta_shapes(eta, sigma)
+        k = a + b
+        np.testing.assert_allclose(a / k, p, rtol=1e-12)
+        np.testing.assert_allclose(np.sqrt(a * b / (k**2 * (k + 1.0))), sigma * p * (1.0 - p), rtol=1e-9)
+        assert np.all(np.diff(k[3:]) > 0) and np.all(np.diff(k[:4]) < 0)
+
+
+def test_beta_binomial_does_not_go_flat_as_p_nears_one():
+    """With a constant coefficient of variation the beta-binomial's concentration fell to
+    0 as p neared 1 and its density went flat: 1,161 people out of 6,954 (logit -1.6) cost
+    only 11.6 log units more at logit +7.6 than at -1.6 (sigma_od = 0.017), and chains of an
+    annual national fit stayed with wards there.  Now such a misfit costs what the
+    binomial's does, and the model's PyMC density agrees."""
+    from scipy import stats
+
+    from nbdid.families.binomial import beta_shapes
+
+    y, n, sigma = 1161, 6954, 0.017
+    at_data = stats.betabinom.logpmf(y, n, *beta_shapes(np.log(y / (n - y)), sigma))
+    far = stats.betabinom.logpmf(y, n, *beta_shapes(7.6, sigma))
+    assert at_data - far > 30_000
+    assert stats.binom.logpmf(y, n, 1.0 / (1.0 + np.exp(-7.6))) - far < 0.05 * (at_data - far)
+
+    # the model's PyTensor density is the same function far out on the logit scale
+    design = _design("binomial")
+    cfg = resolve_model_config(design, dataclasses.replace(ModelConfig(), overdispersion="negbin"))
+    model = build_model(design, cfg)
+    with model:
+        draws = pm.sample_prior_predictive(draws=4, random_seed=3, compile_kwargs=FAST).prior
+    draws["intercept"] = draws["intercept"] + 9.0
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        got = pm.compute_log_likelihood(az.InferenceData(posterior=draws), model=model,
+                                        extend_inferencedata=False, progressbar=False)["y"].values
+    np.testing.assert_allclose(got, log_likelihood(draws, design), rtol=1e-8)
+    assert got.mean() < -100  # far from these data, not flat
