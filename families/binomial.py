@@ -146,7 +146,7 @@ class Binomial(CountFamily):
             sigma_od = self._obs_sd("sigma_od", data, cfg)
 
             def shapes(eta, sigma_od):
-                # beta_shapes (below) in PyTensor: a = p kappa = (1 + e^eta) / s^2 - p
+                # beta_shapes (above) in PyTensor: a = p kappa = (1 + e^eta) / s^2 - p
                 # and b = (1 - p) kappa = (1 + e^-eta) / s^2 - (1 - p), exact and
                 # finite where kappa itself overflows (|eta| large)
                 eta = pt.clip(eta, -_ETA_MAX, _ETA_MAX)
