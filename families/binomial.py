@@ -22,7 +22,7 @@ import pandas as pd
 
 from nbdid.errors import ModelError
 from nbdid.families.base import Z95, Fail, PooledStats, expit, logit
-from nbdid.families.counts import CountFamily, log_gamma_ratio, observed_counts
+from nbdid.families.counts import CountFamily, log_gamma_ratio, log_gamma_ratio_np, observed_counts
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -53,12 +53,28 @@ def beta_shapes(eta: np.ndarray, sigma_od: np.ndarray | float) -> tuple[np.ndarr
     national panel some chains parked a few wards' post-period logits near +8 (data:
     -1.6) and stayed there, 1,600 log-density units below the others (docs/scale.md).
     """
-    eta = np.clip(np.asarray(eta, dtype=float), -_ETA_MAX, _ETA_MAX)
-    s2 = np.asarray(sigma_od, dtype=float) ** 2
+    eta = np.asarray(np.clip(np.asarray(eta, dtype=float), -_ETA_MAX, _ETA_MAX))
+    s2 = np.asarray(np.asarray(sigma_od, dtype=float) ** 2)
     p = expit(eta)
-    big = 2.0 + 2.0 * np.cosh(eta) > (1.0 + _KAPPA_MIN) * s2
-    a = np.where(big, (1.0 + np.exp(eta)) / s2 - p, _KAPPA_MIN * p)
-    b = np.where(big, (1.0 + np.exp(-eta)) / s2 - (1.0 - p), _KAPPA_MIN * (1.0 - p))
+    # a = (1 + e^eta) / s^2 - p and b = (1 + e^-eta) / s^2 - (1 - p), computed in place
+    # (the arrays of a national fit's log-likelihood are draws x observations)
+    shape = np.broadcast_shapes(eta.shape, s2.shape)
+    a = np.empty(shape)
+    np.exp(eta, out=a)
+    a += 1.0
+    a /= s2
+    a -= p
+    b = np.empty(shape)
+    np.negative(eta, out=b)
+    np.exp(b, out=b)
+    b += 1.0
+    b /= s2
+    b += p
+    b -= 1.0
+    if np.any(s2 >= 4.0 / (1.0 + _KAPPA_MIN)):  # kappa >= 4 / s^2 - 1: below the floor only here
+        small = 2.0 + 2.0 * np.cosh(eta) <= (1.0 + _KAPPA_MIN) * s2
+        np.copyto(a, _KAPPA_MIN * p, where=small)
+        np.copyto(b, _KAPPA_MIN * (1.0 - p), where=small)
     return a, b
 
 
@@ -211,8 +227,20 @@ class Binomial(CountFamily):
         trials = np.round(arrays["exposure"]).astype(np.int64)
         p = expit(eta)
         if "sigma_od" in posterior:
+            # the model's form (add_likelihood), not SciPy's betabinom, which loses its
+            # digits as sigma_od -> 0 (log_gamma_ratio_np)
             a, b = beta_shapes(eta, posterior["sigma_od"].values[..., None])
-            return stats.betabinom.logpmf(y, trials, a, b)
+            yf, nf = np.asarray(y, dtype=float), trials.astype(float)
+            out = log_gamma_ratio_np(yf, a)
+            out += log_gamma_ratio_np(nf - yf, b)
+            a += b
+            del b
+            out -= log_gamma_ratio_np(nf, a)
+            del a
+            out += yf * eta
+            out -= nf * np.logaddexp(0.0, eta)
+            out += self.logp_constant(arrays)
+            return out
         return stats.binom.logpmf(y, trials, p)
 
     # ------------------------------------------------------------------ frequentist

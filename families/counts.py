@@ -55,6 +55,48 @@ def log_gamma_ratio(y: Any, alpha: Any) -> Any:
     return pt.switch(large, series, direct)
 
 
+def log_gamma_ratio_np(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """:func:`log_gamma_ratio` in NumPy (the pointwise log-likelihood, LOO).
+
+    SciPy's ``betabinom`` and ``nbinom`` subtract log-gamma values of size
+    ``alpha log(alpha)``: at ``sigma_od = 1e-7`` a beta-binomial observation's log
+    density was 4.4 units off, at ``1e-9`` 68,612 (1,161 of 6,954 people).  Written for
+    the draws x observations arrays of a national fit: the parts that depend on the
+    counts alone are computed at their own size, and at most three arrays of the full
+    size are alive at once.
+    """
+    # imported here: SciPy's special functions load only when they are needed
+    from scipy.special import gammaln
+
+    y = np.asarray(y, dtype=float)
+    alpha = np.asarray(alpha, dtype=float)
+    m = y - 1.0
+    s1 = m * y / 2.0
+    s2 = m * y * (2.0 * m + 1.0) / 6.0
+    s3 = s1**2
+    s4 = m * y * (2.0 * m + 1.0) * (3.0 * m**2 + 3.0 * m - 1.0) / 30.0
+    large = alpha > 100.0 * y
+    # directly where alpha <= 100 y
+    work = np.where(large, 1.0, alpha)
+    out = gammaln(y + work)
+    out -= gammaln(work)
+    np.log(work, out=work)
+    work *= y
+    out -= work
+    if large.any():
+        # the series beyond (work: 1 / alpha, then the series)
+        np.divide(1.0, np.where(large, alpha, 1.0 + 100.0 * y), out=work)
+        series = work * (s4 / 4.0)
+        np.subtract(s3 / 3.0, series, out=series)
+        series *= work
+        np.subtract(s2 / 2.0, series, out=series)
+        series *= work
+        np.subtract(s1, series, out=series)
+        series *= work
+        np.copyto(out, series, where=large)
+    return out
+
+
 COUNT = ColumnSpec("count", "Int64", "events or people with the outcome (whole number >= 0)", minimum=0)
 EXPOSURE = ColumnSpec("exposure", "float64", "trials (binomial, whole number >= count) or "
                       "population/households (poisson, > 0)")

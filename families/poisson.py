@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from nbdid.families.base import Z95, PooledStats
-from nbdid.families.counts import CountFamily, log_gamma_ratio, observed_counts
+from nbdid.families.counts import CountFamily, log_gamma_ratio, log_gamma_ratio_np, observed_counts
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -146,8 +146,20 @@ class Poisson(CountFamily):
         y = arrays["count"]
         mu = arrays["exposure"] * np.exp(eta)
         if "sigma_od" in posterior:
+            # the model's form (add_likelihood), not SciPy's nbinom, which loses its
+            # digits as sigma_od -> 0 (log_gamma_ratio_np)
+            from scipy.special import gammaln, xlogy
+
             alpha = 1.0 / posterior["sigma_od"].values[..., None] ** 2
-            return stats.nbinom.logpmf(y, alpha, alpha / (alpha + mu))
+            yf = np.asarray(y, dtype=float)
+            out = log_gamma_ratio_np(yf, alpha)
+            out += xlogy(yf, mu)
+            mu /= alpha
+            np.log1p(mu, out=mu)
+            mu *= alpha + yf
+            out -= mu
+            out -= gammaln(yf + 1.0)
+            return out
         return stats.poisson.logpmf(y, mu)
 
     # ------------------------------------------------------------------ frequentist

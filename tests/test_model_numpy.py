@@ -304,7 +304,7 @@ def test_log_gamma_ratio_is_accurate_for_any_alpha():
     Poisson national panels."""
     import math
 
-    from nbdid.families.counts import log_gamma_ratio
+    from nbdid.families.counts import log_gamma_ratio, log_gamma_ratio_np
 
     y = np.array([0, 1, 2, 3, 7, 40, 250, 1999, 30000], dtype=float)
     for alpha in (0.3, 2.0, 75.0, 1e4, 3e5, 1e7, 1e9, 1e12, 1e15):
@@ -312,6 +312,9 @@ def test_log_gamma_ratio_is_accurate_for_any_alpha():
             got = log_gamma_ratio(pytensor.tensor.as_tensor(y), pytensor.tensor.as_tensor(np.float64(alpha))).eval()
         exact = np.array([math.fsum(math.log1p(k / alpha) for k in range(int(v))) for v in y])
         np.testing.assert_allclose(got, exact, rtol=1e-9, atol=1e-13, err_msg=f"alpha={alpha}")
+        # the NumPy twin (pointwise log-likelihood, LOO) is the same function
+        np.testing.assert_allclose(log_gamma_ratio_np(y, alpha), exact, rtol=1e-9, atol=1e-13,
+                                   err_msg=f"numpy, alpha={alpha}")
 
 
 @pytest.mark.parametrize("family", ["poisson", "binomial"])
@@ -335,6 +338,9 @@ def test_overdispersed_density_tends_to_the_plain_one_without_noise(family):
         # the two differ by about ((y - mu)^2 - y) / (2 alpha), under 1e-6 of these prior
         # draws' densities (PyMC's negative binomial: about 74 per observation)
         np.testing.assert_allclose(got, plain, rtol=1e-9)
+        # and so is nbdid's NumPy log-likelihood (LOO); SciPy's nbinom and betabinom
+        # were off by whole units here
+        np.testing.assert_allclose(log_likelihood(draws, design), plain, rtol=1e-9)
 
 
 def test_beta_binomial_mixing_sd_is_sigma_on_the_logit_scale():
