@@ -23,6 +23,17 @@ def observed_counts(params: tuple, dist: Any, logp: Any, data: Mapping[str, Any]
     return pm.CustomDist("y", *params, dist=dist, logp=logp, observed=data["y_obs"], dims="obs")
 
 
+def _power_sums(y: Any) -> tuple[Any, Any, Any, Any]:
+    """``S_j = sum_{k<y} k^j`` for j = 1..4 (Faulhaber), for the series of
+    :func:`log_gamma_ratio` and :func:`log_gamma_ratio_np` (NumPy or PyTensor)."""
+    m = y - 1.0
+    s1 = m * y / 2.0
+    s2 = m * y * (2.0 * m + 1.0) / 6.0
+    s3 = s1**2
+    s4 = m * y * (2.0 * m + 1.0) * (3.0 * m**2 + 3.0 * m - 1.0) / 30.0
+    return s1, s2, s3, s4
+
+
 def log_gamma_ratio(y: Any, alpha: Any) -> Any:
     """``log Gamma(y + alpha) - log Gamma(alpha) - y log(alpha)`` for counts ``y``,
     accurate for any ``alpha > 0`` (a PyTensor expression, elementwise).
@@ -45,11 +56,7 @@ def log_gamma_ratio(y: Any, alpha: Any) -> Any:
     large = alpha > 100.0 * y
     safe = pt.switch(large, 1.0, alpha)  # the direct branch's value is discarded there
     direct = pt.gammaln(y + safe) - pt.gammaln(safe) - y * pt.log(safe)
-    m = y - 1.0
-    s1 = m * y / 2.0
-    s2 = m * y * (2.0 * m + 1.0) / 6.0
-    s3 = s1**2
-    s4 = m * y * (2.0 * m + 1.0) * (3.0 * m**2 + 3.0 * m - 1.0) / 30.0
+    s1, s2, s3, s4 = _power_sums(y)
     inv = 1.0 / pt.switch(large, alpha, 1.0 + 100.0 * y)  # finite where it is discarded
     series = inv * (s1 - inv * (s2 / 2.0 - inv * (s3 / 3.0 - inv * s4 / 4.0)))
     return pt.switch(large, series, direct)
@@ -70,11 +77,7 @@ def log_gamma_ratio_np(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
     y = np.asarray(y, dtype=float)
     alpha = np.asarray(alpha, dtype=float)
-    m = y - 1.0
-    s1 = m * y / 2.0
-    s2 = m * y * (2.0 * m + 1.0) / 6.0
-    s3 = s1**2
-    s4 = m * y * (2.0 * m + 1.0) * (3.0 * m**2 + 3.0 * m - 1.0) / 30.0
+    s1, s2, s3, s4 = _power_sums(y)
     large = alpha > 100.0 * y
     # directly where alpha <= 100 y
     work = np.where(large, 1.0, alpha)
